@@ -1,0 +1,130 @@
+"""The base-policy protocol that rl/ relies on, and the shared machinery of small torch policies.
+
+rl/ never takes a policy gradient: it only samples candidates, runs supervised steps on optimized
+actions, and moves weights between learner and actor. Actions live in the policy's normalized space
+[-1, 1]^A.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from robot_parl.checkpoint import load_tree, save_tree
+from robot_parl.models.encoders import Obs, ObservationEncoder
+
+
+@runtime_checkable
+class BasePolicy(Protocol):
+    """What every policy class offers PA-RL (DESIGN section 4)."""
+
+    action_dim: int
+
+    def sample(self, obs: Obs, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n stochastic actions per state: [B, n, A] in [-1, 1]."""
+
+    def sl_update(self, obs: Obs, actions: torch.Tensor) -> dict[str, float]:
+        """One supervised step towards ``actions`` [B, A] with the policy's own loss."""
+
+    def sync_state(self) -> dict[str, torch.Tensor]:
+        """What an actor needs to act like this policy (full weights for small policies)."""
+
+    def load_sync_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Take over the weights of :meth:`sync_state` in place."""
+
+    def save(self, directory: str | Path) -> None:
+        """Save everything needed to resume training (weights, optimizer state)."""
+
+    def load(self, directory: str | Path) -> None:
+        """Restore what :meth:`save` wrote."""
+
+
+@dataclass(frozen=True)
+class ObsSpec:
+    """Which observation keys a policy or critic reads, and their sizes."""
+
+    state_dim: int = 0
+    proprio_dim: int = 0
+    cameras: tuple[str, ...] = ()
+
+    def encoder(self, hidden_dims: tuple[int, ...], out_dim: int, image_encoder: str = "small_cnn",
+                image_size: int = 100, augment_pad: int = 0) -> ObservationEncoder:
+        """An encoder for observations of this spec."""
+        return ObservationEncoder(self.state_dim, self.proprio_dim, self.cameras, image_encoder, image_size,
+                                  augment_pad, hidden_dims, out_dim)
+
+
+class TorchPolicy(nn.Module):
+    """Shared machinery of the small policy classes: optimizer, supervised step, save/load, sync.
+
+    Subclasses implement ``loss(obs, actions) -> Tensor`` and ``sample``; ``sync_state`` returns the
+    weights that ``sample`` uses (a subclass with EMA weights overrides ``acting_module``).
+    """
+
+    action_dim: int
+    lr: float
+    grad_clip: float = 1.0
+
+    def _init_optimizer(self) -> None:
+        self.optimizer = torch.optim.AdamW(self._trainable(), lr=self.lr)
+        self.updates = 0
+
+    def _trainable(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def loss(self, obs: Obs, actions: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def after_update(self) -> None:
+        """Hook run after every optimizer step (EMA updates)."""
+
+    def sl_update(self, obs: Obs, actions: torch.Tensor) -> dict[str, float]:
+        """One supervised step on (obs, actions); actions [B, A] in [-1, 1]."""
+        _check_actions(actions, self.action_dim)
+        self.train()
+        loss = self.loss(obs, actions)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{type(self).__name__} loss is {loss.item()}; refusing to step")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self._trainable(), self.grad_clip)
+        self.optimizer.step()
+        self.updates += 1
+        self.after_update()
+        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+
+    def sync_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+    def load_sync_state(self, state: dict[str, torch.Tensor]) -> None:
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+        if missing or unexpected or wrong:
+            raise ValueError(f"weights do not fit {type(self).__name__}: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}")
+        with torch.no_grad():
+            for k, v in own.items():
+                v.copy_(state[k])
+
+    def save(self, directory: str | Path) -> None:
+        save_tree(Path(directory) / "policy.safetensors",
+                  {"weights": self.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates})
+
+    def load(self, directory: str | Path) -> None:
+        tree = load_tree(Path(directory) / "policy.safetensors")
+        self.load_sync_state(tree["weights"])
+        self.optimizer.load_state_dict(tree["optimizer"])
+        self.updates = tree["updates"]
+
+
+def _check_actions(actions: torch.Tensor, action_dim: int) -> None:
+    if actions.dim() != 2 or actions.shape[-1] != action_dim:
+        raise ValueError(f"actions must be [B, {action_dim}], got {tuple(actions.shape)}")
+    if not torch.isfinite(actions).all():
+        raise ValueError("actions contain NaN or infinite values")

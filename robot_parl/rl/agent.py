@@ -1,0 +1,175 @@
+"""The PA-RL agent: acting, the offline phase and the online phase, and its checkpoint.
+
+Offline: only the critic trains; acting = the frozen base policy's candidates + action optimization.
+Online: the critic and distillation train at their configured update-to-data ratios once the warm-up
+episodes are in, and the critic's optimizer is reset at the switch (its moments belong to offline
+data). Everything is pure torch; environments and processes live in runtime/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from robot_parl.checkpoint import load_tree, rng_state, save_tree, set_rng_state
+from robot_parl.models.base import BasePolicy
+from robot_parl.models.encoders import Obs
+from robot_parl.rl.action_opt import OptimizedActions, optimize_actions
+from robot_parl.rl.calql import critic_loss
+from robot_parl.rl.config import ParlConfig
+from robot_parl.rl.critic import QEnsemble
+from robot_parl.rl.distill import distill_step
+from robot_parl.rl.replay import Episode, Replay
+
+
+@dataclass
+class Decision:
+    """What the agent chose for a batch of states, and the candidates it chose from."""
+
+    actions: torch.Tensor  # [B, A]
+    candidates: torch.Tensor  # [B, N, A] the base policy's samples
+    optimized: OptimizedActions
+
+
+class ParlAgent:
+    """Base policy + Q-ensemble + replay, trained by PA-RL."""
+
+    def __init__(self, policy: BasePolicy, critic: QEnsemble, cfg: ParlConfig, low: torch.Tensor,
+                 high: torch.Tensor, seed: int = 0):
+        self.policy = policy
+        self.critic = critic
+        self.target = critic.make_target()
+        self.cfg = cfg
+        self.low = low.float()
+        self.high = high.float()
+        self.replay = Replay(cfg.critic.gamma)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.critic_optimizer = self._new_critic_optimizer()
+        self.online = False
+        self.counters = {"critic_updates": 0, "distill_updates": 0, "online_env_steps": 0, "online_episodes": 0,
+                         "policy_version": 0}
+        self._credit = {"critic": 0.0, "distill": 0.0}
+
+    def _new_critic_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.critic.parameters(), lr=self.cfg.critic.lr)
+
+    # acting -------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample_candidates(self, obs: Obs) -> torch.Tensor:
+        """N base-policy candidates per state: [B, N, A]."""
+        return self.policy.sample(obs, self.cfg.num_samples, generator=self.generator)
+
+    def act(self, obs: Obs, candidates: torch.Tensor | None = None) -> Decision:
+        """Candidates from the policy (or given), refined and selected by the critic (argmax)."""
+        if candidates is None:
+            candidates = self.sample_candidates(obs)
+        with torch.no_grad():
+            z = self.critic.encode(obs)
+        opt = optimize_actions(self.critic, z, candidates, self.cfg, self.low, self.high)
+        return Decision(opt.actions, candidates, opt)
+
+    # data ---------------------------------------------------------------------------------------
+
+    def add_episode(self, episode: Episode, online: bool) -> None:
+        """Commit an episode to replay; online episodes count towards warm-up."""
+        self.replay.add_episode(episode, online)
+        if online:
+            self.counters["online_env_steps"] += episode.actions.shape[0]
+            self.counters["online_episodes"] += 1
+
+    def _batch(self):
+        return self.replay.sample(self.cfg.critic.batch_size, self.cfg.schedule.offline_fraction, self.generator,
+                                  resample=self._resample, version=self.counters["policy_version"],
+                                  max_age=self.cfg.schedule.candidate_max_age)
+
+    def _resample(self, obs: Obs, n: int) -> torch.Tensor:
+        return self.policy.sample(obs, n, generator=self.generator)
+
+    # training -----------------------------------------------------------------------------------
+
+    def critic_update(self) -> dict[str, float]:
+        """One Cal-QL step on a replay batch, then a Polyak update of the target."""
+        loss, metrics = critic_loss(self.critic, self.target, self._batch(), self.cfg, self.low, self.high,
+                                    self.generator)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_optimizer.step()
+        self.critic.polyak_update(self.target, self.cfg.critic.polyak)
+        self.counters["critic_updates"] += 1
+        return metrics
+
+    def distill_update(self) -> dict[str, float]:
+        """One distillation step; the policy version advances."""
+        metrics = distill_step(self.policy, self.critic, self._batch(), self.cfg, self.low, self.high, self.generator)
+        self.counters["distill_updates"] += 1
+        self.counters["policy_version"] += 1
+        return metrics
+
+    def train_offline(self, steps: int | None = None, progress=None) -> list[dict[str, float]]:
+        """The offline phase: critic updates only, on the offline data."""
+        if self.online:
+            raise RuntimeError("train_offline after the switch to online; the offline phase comes first")
+        history = []
+        for _ in range(self.cfg.schedule.offline_steps if steps is None else steps):
+            history.append(self.critic_update())
+            if progress is not None:
+                progress()
+        return history
+
+    def start_online(self) -> None:
+        """Switch to the online phase: the critic's optimizer state is reset."""
+        self.critic_optimizer = self._new_critic_optimizer()
+        self.online = True
+
+    def train_online(self, env_steps: int) -> dict[str, float]:
+        """Updates owed for ``env_steps`` new environment steps at the configured UTDs (after warm-up)."""
+        if not self.online:
+            raise RuntimeError("train_online before start_online()")
+        sched = self.cfg.schedule
+        metrics: dict[str, float] = {}
+        if self.counters["online_episodes"] < sched.warmup_episodes:
+            return metrics
+        for part, utd, update in (("critic", sched.critic_utd, self.critic_update),
+                                  ("distill", sched.distill_utd, self.distill_update)):
+            self._credit[part] += env_steps * utd
+            while self._credit[part] >= 1.0:
+                self._credit[part] -= 1.0
+                metrics.update(update())
+        return metrics
+
+    # checkpoints --------------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> None:
+        """Everything needed to resume: critic, target, optimizer, policy, replay, counters, RNG."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_tree(directory / "agent.safetensors", {
+            "critic": self.critic.state_dict(),
+            "target": self.target.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "online": self.online,
+            "counters": dict(self.counters),
+            "credit": dict(self._credit),
+            "generator": self.generator.get_state(),
+            "rng": rng_state(),
+        })
+        save_tree(directory / "replay.safetensors", self.replay.state_dict())
+        self.policy.save(directory)
+
+    def load(self, directory: str | Path) -> None:
+        """Restore what :meth:`save` wrote."""
+        directory = Path(directory)
+        tree = load_tree(directory / "agent.safetensors")
+        self.critic.load_state_dict(tree["critic"])
+        self.target.load_state_dict(tree["target"])
+        self.critic_optimizer.load_state_dict(tree["critic_optimizer"])
+        self.online = tree["online"]
+        self.counters.update(tree["counters"])
+        self._credit.update(tree["credit"])
+        self.generator.set_state(tree["generator"])
+        set_rng_state(tree["rng"])
+        self.replay.load_state_dict(load_tree(directory / "replay.safetensors"))
+        self.policy.load(directory)

@@ -1,0 +1,110 @@
+"""ParlConfig: the one owner of every PA-RL algorithm setting.
+
+Defaults are those of the PA-RL paper's code (arXiv 2412.06685) for state-based tasks. A policy card
+may override them for its policy (OpenVLA: N=8, k=4); nothing else holds a copy of these values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from robot_parl.typed_config import require
+
+
+@dataclass
+class CriticConfig:
+    """The Q-ensemble, its observation encoder and its Cal-QL training."""
+
+    ensemble_size: int = 10
+    target_heads: int = 2
+    hidden_dims: tuple[int, ...] = (256, 256, 256)
+    layer_norm: bool = True
+    # Encoder for `images`: "resnet18" (GroupNorm) by default; "small_cnn" for CPU tests.
+    image_encoder: Literal["resnet18", "small_cnn"] = "resnet18"
+    image_size: int = 100
+    # DrQ random shift (pixels of replicate padding) applied to images while training; 0 disables.
+    augment_pad: int = 4
+    state_hidden_dims: tuple[int, ...] = (256,)
+    embedding_dim: int = 256
+    gamma: float = 0.99
+    polyak: float = 5e-3
+    lr: float = 3e-4
+    batch_size: int = 256
+    cql_alpha: float = 0.005
+    cql_num_random: int = 4
+    cql_temperature: float = 1.0
+    calql: bool = True
+
+    def validate(self) -> None:
+        require(self.ensemble_size >= 2, "ensemble_size", "an integer >= 2", self.ensemble_size)
+        require(
+            2 <= self.target_heads <= self.ensemble_size,
+            "target_heads",
+            f"an integer in [2, ensemble_size={self.ensemble_size}]",
+            self.target_heads,
+        )
+        require(len(self.hidden_dims) >= 1 and all(h > 0 for h in self.hidden_dims), "hidden_dims",
+                "a non-empty list of positive widths", self.hidden_dims)
+        require(all(h > 0 for h in self.state_hidden_dims), "state_hidden_dims", "positive widths",
+                self.state_hidden_dims)
+        require(self.embedding_dim > 0, "embedding_dim", "a positive integer", self.embedding_dim)
+        require(self.image_size >= 16, "image_size", "an integer >= 16", self.image_size)
+        require(self.augment_pad >= 0, "augment_pad", "an integer >= 0", self.augment_pad)
+        require(0.0 <= self.gamma < 1.0, "gamma", "a number in [0, 1)", self.gamma)
+        require(0.0 < self.polyak <= 1.0, "polyak", "a number in (0, 1]", self.polyak)
+        require(self.lr > 0, "lr", "a positive number", self.lr)
+        require(self.batch_size > 0, "batch_size", "a positive integer", self.batch_size)
+        require(self.cql_alpha >= 0, "cql_alpha", "a number >= 0", self.cql_alpha)
+        require(self.cql_num_random >= 0, "cql_num_random", "an integer >= 0", self.cql_num_random)
+        require(self.cql_temperature > 0, "cql_temperature", "a positive number", self.cql_temperature)
+
+
+@dataclass
+class ScheduleConfig:
+    """When each part trains: offline pre-training, online updates per environment step, mixing."""
+
+    offline_steps: int = 1000
+    warmup_episodes: int = 0
+    critic_utd: float = 1.0
+    distill_utd: float = 1.0
+    # Share of each batch drawn from the offline data once online data exists.
+    offline_fraction: float = 0.5
+    # Stored candidates older than this many policy versions are re-sampled before use.
+    candidate_max_age: int = 1000
+
+    def validate(self) -> None:
+        require(self.offline_steps >= 0, "offline_steps", "an integer >= 0", self.offline_steps)
+        require(self.warmup_episodes >= 0, "warmup_episodes", "an integer >= 0", self.warmup_episodes)
+        require(self.critic_utd >= 0, "critic_utd", "a number >= 0", self.critic_utd)
+        require(self.distill_utd >= 0, "distill_utd", "a number >= 0", self.distill_utd)
+        require(0.0 <= self.offline_fraction <= 1.0, "offline_fraction", "a number in [0, 1]",
+                self.offline_fraction)
+        require(self.candidate_max_age >= 0, "candidate_max_age", "an integer >= 0", self.candidate_max_age)
+
+
+@dataclass
+class ParlConfig:
+    """PA-RL: N candidates, global top-k, T local ascent steps of size eta, selection, critic, schedule."""
+
+    num_samples: int = 32
+    top_k: int = 10
+    local_steps: int = 10
+    step_size: float = 3e-4
+    # How the ensemble is reduced for gradient ascent; ranking always uses the ensemble mean.
+    reduce: Literal["mean", "min"] = "mean"
+    distill_select: Literal["argmax", "softmax"] = "argmax"
+    softmax_temperature: float = 1.0
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    def validate(self) -> None:
+        require(self.num_samples >= 1, "num_samples", "an integer >= 1", self.num_samples)
+        require(1 <= self.top_k <= self.num_samples, "top_k",
+                f"an integer in [1, num_samples={self.num_samples}]", self.top_k)
+        require(self.local_steps >= 0, "local_steps", "an integer >= 0", self.local_steps)
+        require(self.step_size >= 0 and math.isfinite(self.step_size), "step_size",
+                "a finite number >= 0", self.step_size)
+        require(self.softmax_temperature > 0, "softmax_temperature", "a positive number",
+                self.softmax_temperature)

@@ -1,0 +1,174 @@
+"""In-memory replay of whole episodes, with offline/online mixing.
+
+Stand-in until the zarr episode store lands (that issue replaces this module). Episodes are added
+whole so Monte-Carlo returns (for Cal-QL) are computed once, at commit. Each transition keeps the N
+base-policy candidates drawn at s and at s' with the policy version that drew them, so TD targets
+and distillation reuse them instead of sampling the policy again; candidates older than a configured
+number of versions are re-sampled with the current policy when they are next used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from robot_parl.models.encoders import Obs, flatten_obs, unflatten_obs
+from robot_parl.rl.calql import CriticBatch
+
+
+@dataclass
+class Episode:
+    """One episode: T actions, T + 1 observations (the last is s_T), candidates at every observation."""
+
+    obs: Obs  # each array [T + 1, ...]
+    actions: torch.Tensor  # [T, A]
+    rewards: torch.Tensor  # [T]
+    terminated: bool  # the last transition ends in a terminal state (success)
+    candidates: torch.Tensor  # [T + 1, N, A]
+    policy_version: int = 0
+
+    def __post_init__(self):
+        t = self.actions.shape[0]
+        if t == 0:
+            raise ValueError("an episode needs at least one step")
+        for key, value in flatten_obs(self.obs).items():
+            if value.shape[0] != t + 1:
+                raise ValueError(f"observation '{key}' has {value.shape[0]} entries, expected T + 1 = {t + 1}")
+        if self.rewards.shape != (t,):
+            raise ValueError(f"rewards must be [{t}], got {tuple(self.rewards.shape)}")
+        if self.candidates.dim() != 3 or self.candidates.shape[0] != t + 1:
+            raise ValueError(f"candidates must be [T + 1 = {t + 1}, N, A], got {tuple(self.candidates.shape)}")
+        if not torch.isfinite(self.actions).all():
+            raise ValueError("episode actions contain NaN or infinite values")
+
+
+def monte_carlo_returns(rewards: torch.Tensor, terminated: bool, gamma: float) -> torch.Tensor:
+    """Discounted returns-to-go; a failed (unterminated) episode gets -1/(1-gamma) everywhere.
+
+    With -1 per step until success, an episode that never succeeds is worth -1 forever: its
+    truncated sum would overstate it, so Cal-QL's bound uses the infinite-horizon value instead.
+    """
+    if not terminated:
+        return torch.full_like(rewards, -1.0 / (1.0 - gamma))
+    out = torch.empty_like(rewards)
+    running = 0.0
+    for i in range(rewards.shape[0] - 1, -1, -1):
+        running = rewards[i].item() + gamma * running
+        out[i] = running
+    return out
+
+
+class TransitionBuffer:
+    """A column store of transitions whose capacity doubles as it fills."""
+
+    def __init__(self):
+        self.storage: dict[str, torch.Tensor] = {}
+        self.size = 0
+
+    @property
+    def columns(self) -> dict[str, torch.Tensor]:
+        """The stored transitions (views of the first ``size`` rows)."""
+        return {k: v[: self.size] for k, v in self.storage.items()}
+
+    def add(self, columns: dict[str, torch.Tensor]) -> None:
+        count = next(iter(columns.values())).shape[0]
+        if self.storage and set(columns) != set(self.storage):
+            raise ValueError(f"transition keys {sorted(columns)} differ from stored {sorted(self.storage)}")
+        capacity = next(iter(self.storage.values())).shape[0] if self.storage else 0
+        if self.size + count > capacity:
+            new_cap = max(2 * capacity, self.size + count, 1024)
+            grown = {}
+            for k, v in columns.items():
+                grown[k] = torch.empty((new_cap, *v.shape[1:]), dtype=v.dtype)
+                if self.storage:
+                    grown[k][: self.size] = self.storage[k][: self.size]
+            self.storage = grown
+        for k, v in columns.items():
+            self.storage[k][self.size : self.size + count] = v
+        self.size += count
+
+
+class Replay:
+    """Offline and online transition buffers; batches mix them by ``offline_fraction``."""
+
+    def __init__(self, gamma: float):
+        self.gamma = gamma
+        self.offline = TransitionBuffer()
+        self.online = TransitionBuffer()
+
+    def add_episode(self, episode: Episode, online: bool) -> None:
+        """Split an episode into transitions and store them."""
+        t = episode.actions.shape[0]
+        flat = flatten_obs(episode.obs)
+        dones = torch.zeros(t)
+        dones[-1] = float(episode.terminated)
+        columns = {f"obs/{k}": v[:-1] for k, v in flat.items()}
+        columns.update({f"next_obs/{k}": v[1:] for k, v in flat.items()})
+        columns.update(
+            actions=episode.actions.float(),
+            rewards=episode.rewards.float(),
+            dones=dones,
+            mc_returns=monte_carlo_returns(episode.rewards.float(), episode.terminated, self.gamma),
+            candidates=episode.candidates[:-1].float(),
+            next_candidates=episode.candidates[1:].float(),
+            versions=torch.full((t,), episode.policy_version, dtype=torch.long),
+        )
+        (self.online if online else self.offline).add(columns)
+
+    def __len__(self) -> int:
+        return self.offline.size + self.online.size
+
+    def sample(
+        self,
+        batch_size: int,
+        offline_fraction: float,
+        generator: torch.Generator | None = None,
+        resample: Callable[[Obs, int], torch.Tensor] | None = None,
+        version: int = 0,
+        max_age: int = 0,
+    ) -> CriticBatch:
+        """A uniform batch; with ``resample``, candidates older than ``max_age`` versions are redrawn."""
+        if len(self) == 0:
+            raise ValueError("cannot sample from an empty replay")
+        if self.online.size == 0:
+            n_off = batch_size
+        elif self.offline.size == 0:
+            n_off = 0
+        else:
+            n_off = int(round(batch_size * offline_fraction))
+        parts = []
+        for buf, count in ((self.offline, n_off), (self.online, batch_size - n_off)):
+            if count:
+                idx = torch.randint(0, buf.size, (count,), generator=generator)
+                if resample is not None:
+                    self._refresh(buf, idx, resample, version, max_age)
+                parts.append({k: v[idx] for k, v in buf.columns.items()})
+        cols = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        obs = unflatten_obs({k[4:]: v for k, v in cols.items() if k.startswith("obs/")})
+        next_obs = unflatten_obs({k[9:]: v for k, v in cols.items() if k.startswith("next_obs/")})
+        return CriticBatch(obs, cols["actions"], cols["rewards"], cols["dones"], next_obs, cols["mc_returns"],
+                           cols["candidates"], cols["next_candidates"])
+
+    @staticmethod
+    def _refresh(buf: TransitionBuffer, idx: torch.Tensor, resample: Callable[[Obs, int], torch.Tensor],
+                 version: int, max_age: int) -> None:
+        stale = idx[buf.columns["versions"][idx] < version - max_age].unique()
+        if stale.numel() == 0:
+            return
+        n = buf.columns["candidates"].shape[1]
+        for prefix, column in (("obs/", "candidates"), ("next_obs/", "next_candidates")):
+            obs = unflatten_obs({k[len(prefix):]: v[stale] for k, v in buf.columns.items() if k.startswith(prefix)})
+            buf.storage[column][stale] = resample(obs, n)
+        buf.storage["versions"][stale] = version
+
+    def state_dict(self) -> dict:
+        return {"offline": self.offline.columns, "online": self.online.columns}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("offline", "online"):
+            buf = TransitionBuffer()
+            if state[name]:
+                buf.add(state[name])
+            setattr(self, name, buf)

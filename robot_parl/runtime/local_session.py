@@ -1,0 +1,262 @@
+"""A whole PA-RL run in one process on the PointReach task: demonstrations, BC, offline critic,
+online fine-tuning with periodic evaluation, checkpoints, and a JSON + PNG summary.
+
+Actor and learner share this process until the asynchronous runtime lands. Methods:
+``parl`` (candidates refined by the critic, distilled into the policy) and ``rerank`` (the frozen
+base policy's candidates re-ranked by a critic trained on the same online budget; no local ascent,
+no distillation), both compared against the BC policy alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from robot_parl import typed_config
+from robot_parl.checkpoint import atomic_write
+from robot_parl.eval.rollouts import Rollout, run_episodes
+from robot_parl.models.base import ObsSpec
+from robot_parl.models.bc import train_bc
+from robot_parl.models.diffusion import DiffusionConfig
+from robot_parl.models.factory import PolicyConfig
+from robot_parl.models.autoregressive import AutoregressiveConfig
+from robot_parl.rl.agent import ParlAgent
+from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
+from robot_parl.rl.critic import QEnsemble
+from robot_parl.rl.replay import Episode
+from robot_parl.robots.sim.point_reach import (
+    ACTION_DIM,
+    STATE_DIM,
+    ExpertConfig,
+    PointReachConfig,
+    PointReachVecEnv,
+    expert_actions,
+)
+from robot_parl.typed_config import require
+
+Method = Literal["parl", "rerank"]
+EVAL_SEED_BASE = 1_000_000  # evaluation layouts never overlap training ones
+
+
+@dataclass
+class DemoConfig:
+    episodes: int = 20
+    expert: ExpertConfig = field(default_factory=ExpertConfig)
+    bc_steps: int = 1500
+    bc_batch_size: int = 256
+
+    def validate(self) -> None:
+        require(self.episodes >= 1, "episodes", "an integer >= 1", self.episodes)
+        require(self.bc_steps >= 0, "bc_steps", "an integer >= 0", self.bc_steps)
+        require(self.bc_batch_size >= 1, "bc_batch_size", "an integer >= 1", self.bc_batch_size)
+
+
+@dataclass
+class OnlineConfig:
+    episodes: int = 200
+    num_envs: int = 8
+    eval_every: int = 50
+    eval_episodes: int = 100
+    checkpoint_every: int = 100
+
+    def validate(self) -> None:
+        require(self.episodes >= 0, "episodes", "an integer >= 0", self.episodes)
+        require(self.num_envs >= 1, "num_envs", "an integer >= 1", self.num_envs)
+        require(self.eval_every >= 1, "eval_every", "an integer >= 1", self.eval_every)
+        require(self.eval_episodes >= 1, "eval_episodes", "an integer >= 1", self.eval_episodes)
+        require(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
+
+
+def _cpu_parl() -> ParlConfig:
+    # The paper's defaults cost ~12 s per critic update on one CPU core; this task has a 4-D state
+    # and 2-D actions, so a small critic and fewer candidates keep a run within CPU-minutes.
+    return ParlConfig(
+        num_samples=16, top_k=4, local_steps=1, step_size=3e-4,
+        critic=CriticConfig(ensemble_size=4, hidden_dims=(128, 128), state_hidden_dims=(128,), embedding_dim=128,
+                            batch_size=128),
+        schedule=ScheduleConfig(offline_steps=500, warmup_episodes=0, offline_fraction=0.25),
+    )
+
+
+def _cpu_policy() -> PolicyConfig:
+    return PolicyConfig(
+        diffusion=DiffusionConfig(hidden_dim=128, num_blocks=2, obs_hidden_dims=(128,), obs_dim=128),
+        autoregressive=AutoregressiveConfig(d_model=64, num_layers=2, obs_hidden_dims=(128,)),
+    )
+
+
+@dataclass
+class SessionConfig:
+    """Everything a local PA-RL run reads; saved resolved next to its outputs."""
+
+    seed: int = 0
+    method: Method = "parl"
+    task: PointReachConfig = field(default_factory=PointReachConfig)
+    demos: DemoConfig = field(default_factory=DemoConfig)
+    policy: PolicyConfig = field(default_factory=_cpu_policy)
+    parl: ParlConfig = field(default_factory=_cpu_parl)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+
+    def method_parl(self) -> ParlConfig:
+        """The algorithm settings the chosen method runs with."""
+        if self.method == "parl":
+            return self.parl
+        return dataclasses.replace(self.parl, local_steps=0,
+                                   schedule=dataclasses.replace(self.parl.schedule, distill_utd=0.0))
+
+
+def collect_demos(cfg: SessionConfig) -> list[Rollout]:
+    """Scripted-expert episodes on the session's training layouts."""
+    rng = np.random.default_rng(cfg.seed)
+    env = PointReachVecEnv(min(cfg.demos.episodes, 32), cfg.task)
+    seeds = [cfg.seed * 100_000 + i for i in range(cfg.demos.episodes)]
+    return run_episodes(env, seeds, lambda obs: (expert_actions(obs["state"], cfg.demos.expert, rng), None))
+
+
+def _torch_obs(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(v) for k, v in obs.items()}
+
+
+def to_episode(rollout: Rollout, candidates: torch.Tensor, version: int) -> Episode:
+    """A finished rollout as a replay episode with its candidates."""
+    return Episode(_torch_obs(rollout.obs), torch.as_tensor(rollout.actions), torch.as_tensor(rollout.rewards),
+                   rollout.terminated, candidates, version)
+
+
+class LocalSession:
+    """Owns the agent and the environments of one run."""
+
+    def __init__(self, cfg: SessionConfig, out_dir: str | Path, log: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        torch.manual_seed(cfg.seed)
+        obs_spec = ObsSpec(state_dim=STATE_DIM)
+        self.policy = cfg.policy.build(obs_spec, ACTION_DIM)
+        critic = QEnsemble(obs_spec, ACTION_DIM, cfg.parl.critic)
+        low, high = torch.as_tensor(PointReachVecEnv.action_low), torch.as_tensor(PointReachVecEnv.action_high)
+        self.agent = ParlAgent(self.policy, critic, cfg.method_parl(), low, high, seed=cfg.seed)
+        self.eval_env = PointReachVecEnv(min(cfg.online.eval_episodes, 100), cfg.task)
+        self.train_env = PointReachVecEnv(cfg.online.num_envs, cfg.task)
+        self.eval_seeds = [EVAL_SEED_BASE + i for i in range(cfg.online.eval_episodes)]
+        self.curve: list[dict] = []
+        typed_config.save(cfg, self.out / "config.yaml")
+
+    # acting ---------------------------------------------------------------------------------------
+
+    def act_policy(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, None]:
+        """The policy alone: one sample per state."""
+        return self.policy.sample(_torch_obs(obs), 1, generator=self.agent.generator)[:, 0].numpy(), None
+
+    def act_agent(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, torch.Tensor]:
+        """Candidates from the policy, optimized and selected by the critic."""
+        decision = self.agent.act(_torch_obs(obs))
+        return decision.actions.numpy(), decision.candidates
+
+    def evaluate(self, act) -> float:
+        """Success rate on the fixed evaluation layouts."""
+        rollouts = run_episodes(self.eval_env, self.eval_seeds, act)
+        return sum(r.success for r in rollouts) / len(rollouts)
+
+    # phases -------------------------------------------------------------------------------------
+
+    def pretrain(self, progress: Callable[[str, int, int], None] | None = None) -> dict:
+        """Demonstrations -> BC -> offline critic. Returns the success rates along the way."""
+        cfg = self.cfg
+        demos = collect_demos(cfg)
+        obs = _torch_obs({k: np.concatenate([r.obs[k][:-1] for r in demos]) for k in demos[0].obs})
+        actions = torch.as_tensor(np.concatenate([r.actions for r in demos]))
+        counter = {"n": 0}
+
+        def tick(phase: str, total: int):
+            def f(*_):
+                counter["n"] += 1
+                if progress is not None:
+                    progress(phase, counter["n"], total)
+            return f
+
+        train_bc(self.policy, obs, actions, cfg.demos.bc_steps, cfg.demos.bc_batch_size, self.agent.generator,
+                 tick("bc", cfg.demos.bc_steps))
+        report = {"demo_success": float(np.mean([r.success for r in demos])), "demo_transitions": len(actions)}
+        report["bc_success"] = self.evaluate(self.act_policy)
+        self.log(f"BC policy alone: {report['bc_success']:.1%} success on {len(self.eval_seeds)} episodes")
+        for r in demos:
+            cands = self.agent.sample_candidates(_torch_obs(r.obs))
+            self.agent.add_episode(to_episode(r, cands, 0), online=False)
+        counter["n"] = 0
+        self.agent.train_offline(progress=tick("offline critic", cfg.parl.schedule.offline_steps))
+        report["offline_agent_success"] = self.evaluate(self.act_agent)
+        self.log(f"BC + offline critic: {report['offline_agent_success']:.1%} success")
+        return report
+
+    def finetune(self, progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
+        """The online phase: collect with the agent, train at the configured UTDs, evaluate periodically."""
+        cfg = self.cfg.online
+        agent = self.agent
+        if not agent.online:
+            agent.start_online()
+        done = agent.counters["online_episodes"]
+        started = time.monotonic()
+        if not self.curve:
+            self._record(started)
+
+        def commit(rollout: Rollout) -> None:
+            agent.add_episode(to_episode(rollout, rollout.candidates, agent.counters["policy_version"]), online=True)
+            agent.train_online(len(rollout))
+            if progress is not None:
+                progress("online", agent.counters["online_episodes"], cfg.episodes)
+
+        while done < cfg.episodes:
+            chunk = min(cfg.eval_every - done % cfg.eval_every, cfg.episodes - done)
+            seeds = [self.cfg.seed * 100_000 + 50_000 + done + i for i in range(chunk)]
+            run_episodes(self.train_env, seeds, self.act_agent, final_candidates=self._final_candidates,
+                         on_episode=commit)
+            done = agent.counters["online_episodes"]
+            if done % cfg.eval_every == 0 or done == cfg.episodes:
+                self._record(started)
+            if done % cfg.checkpoint_every == 0 or done == cfg.episodes:
+                self.save_checkpoint()
+        return self.curve
+
+    def _final_candidates(self, obs: dict[str, np.ndarray]) -> torch.Tensor:
+        return self.agent.sample_candidates(_torch_obs(obs))
+
+    def _record(self, started: float) -> None:
+        c = self.agent.counters
+        point = {"online_episodes": c["online_episodes"], "env_steps": c["online_env_steps"],
+                 "agent_success": self.evaluate(self.act_agent), "policy_success": self.evaluate(self.act_policy),
+                 "critic_updates": c["critic_updates"], "distill_updates": c["distill_updates"],
+                 "seconds": round(time.monotonic() - started, 1)}
+        self.curve.append(point)
+        self.log(f"[{self.cfg.method}] episodes {point['online_episodes']}: agent {point['agent_success']:.1%}, "
+                 f"policy alone {point['policy_success']:.1%}")
+
+    # checkpoints --------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        """Save the agent and the curve so far under checkpoints/, then point `latest` at it."""
+        name = f"episode_{self.agent.counters['online_episodes']:06d}"
+        directory = self.out / "checkpoints" / name
+        self.agent.save(directory)
+        atomic_write(directory / "curve.json", lambda f: f.write(json.dumps(self.curve)), mode="w")
+        atomic_write(self.out / "checkpoints" / "latest", lambda f: f.write(name), mode="w")
+        return directory
+
+    def resume(self) -> bool:
+        """Load the latest checkpoint of this output directory, if there is one."""
+        pointer = self.out / "checkpoints" / "latest"
+        if not pointer.is_file():
+            return False
+        directory = self.out / "checkpoints" / pointer.read_text().strip()
+        self.agent.load(directory)
+        self.curve = json.loads((directory / "curve.json").read_text())
+        return True

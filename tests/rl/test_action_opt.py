@@ -1,0 +1,142 @@
+import pytest
+import torch
+
+from robot_parl.rl.action_opt import optimize_actions
+from robot_parl.rl.config import ParlConfig
+
+
+class QuadraticCritic:
+    """Q_e(s, a) = -|a - target_e|^2: an analytic critic with E heads and only a `q` method."""
+
+    def __init__(self, targets: torch.Tensor):
+        self.targets = targets  # [E, A]
+
+    def q(self, z, actions):
+        t = self.targets.view(self.targets.shape[0], 1, *([1] * (actions.dim() - 2)), -1)
+        return -((actions.unsqueeze(0) - t) ** 2).sum(-1) + 0 * z.sum(-1).view(1, -1, *([1] * (actions.dim() - 2)))
+
+
+A = 3
+LOW, HIGH = -torch.ones(A), torch.ones(A)
+
+
+def _setup(b=4, n=16, seed=0, targets=None):
+    g = torch.Generator().manual_seed(seed)
+    cands = torch.rand((b, n, A), generator=g) * 2 - 1
+    targets = targets if targets is not None else torch.tensor([[0.3, -0.2, 0.5], [0.5, -0.4, 0.3]])
+    return QuadraticCritic(targets), torch.zeros(b, 8), cands
+
+
+def _mean_q(critic, actions):
+    return critic.q(torch.zeros(actions.shape[0], 8), actions).mean(0)
+
+
+def test_global_step_keeps_the_true_top_k():
+    critic, z, cands = _setup()
+    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=0)
+    out = optimize_actions(critic, z, cands, cfg, LOW, HIGH)
+    true_q = _mean_q(critic, cands)
+    assert torch.allclose(out.candidate_q, true_q)
+    expected = true_q.topk(5, dim=1).values
+    assert torch.allclose(out.topk_q, expected)
+    for b in range(cands.shape[0]):
+        want = {tuple(a.tolist()) for a in cands[b][true_q[b].topk(5).indices]}
+        assert {tuple(a.tolist()) for a in out.topk_actions[b]} == want
+    assert torch.equal(out.actions, out.topk_actions[torch.arange(4), out.topk_q.argmax(1)])
+
+
+def test_local_ascent_never_lowers_q_and_improves():
+    critic, z, cands = _setup()
+    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=10, step_size=0.05)
+    out = optimize_actions(critic, z, cands, cfg, LOW, HIGH)
+    start = _mean_q(critic, cands).topk(5, dim=1).values
+    assert (out.topk_q >= start - 1e-6).all()
+    assert (out.topk_q > start + 1e-3).float().mean() > 0.9
+    # topk_q is the ensemble-mean Q of the returned actions, not a stale number
+    assert torch.allclose(out.topk_q, _mean_q(critic, out.topk_actions), atol=1e-6)
+
+
+def test_best_iterate_is_kept_when_steps_overshoot():
+    critic, z, cands = _setup()
+    # a huge step jumps far past the optimum: the best iterate (the start) must be kept
+    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=3, step_size=50.0)
+    out = optimize_actions(critic, z, cands, cfg, LOW, HIGH)
+    start = _mean_q(critic, cands).topk(5, dim=1).values
+    assert (out.topk_q >= start - 1e-6).all()
+
+
+def test_actions_stay_within_bounds():
+    targets = torch.tensor([[3.0, -3.0, 2.0], [4.0, -2.0, 5.0]])  # optimum far outside the box
+    critic, z, cands = _setup(targets=targets)
+    low, high = torch.tensor([-0.5, -0.7, -1.0]), torch.tensor([0.6, 0.4, 0.2])
+    cands = cands.clamp(low, high)
+    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=10, step_size=0.5)
+    out = optimize_actions(critic, z, cands, cfg, low, high)
+    for x in (out.actions, out.topk_actions):
+        assert (x >= low - 1e-7).all() and (x <= high + 1e-7).all()
+    # and the ascent pushed them onto the bound nearest the optimum
+    assert torch.allclose(out.actions, torch.stack([high[0], low[1], high[2]]).expand(4, A))
+
+
+def test_replay_action_replaces_the_worst_survivor():
+    critic, z, cands = _setup()
+    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=2, step_size=0.01)
+    replay = torch.rand((4, A), generator=torch.Generator().manual_seed(3)) * 2 - 1
+    plain = optimize_actions(critic, z, cands, cfg, LOW, HIGH)
+    out = optimize_actions(critic, z, cands, cfg, LOW, HIGH, replay_actions=replay)
+    for b in range(4):
+        assert any(torch.equal(a, replay[b]) for a in out.topk_actions[b])
+        worst = plain.topk_q[b].argmin()
+        kept = [j for j in range(5) if j != worst]
+        assert torch.equal(out.topk_actions[b, kept], plain.topk_actions[b, kept])
+    assert torch.allclose(out.topk_q, _mean_q(critic, out.topk_actions), atol=1e-6)
+
+
+def test_softmax_selection_samples_by_q():
+    critic, z, cands = _setup(b=1, n=16)
+    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=0, softmax_temperature=0.05)
+    g = torch.Generator().manual_seed(0)
+    picks = [optimize_actions(critic, z, cands, cfg, LOW, HIGH, select="softmax", generator=g).q.item()
+             for _ in range(300)]
+    topk_q = optimize_actions(critic, z, cands, cfg, LOW, HIGH).topk_q[0]
+    probs = torch.softmax(topk_q / 0.05, 0)
+    for q, p in zip(topk_q.tolist(), probs.tolist()):
+        share = sum(abs(x - q) < 1e-6 for x in picks) / len(picks)
+        assert abs(share - p) < 0.1
+    argmax = optimize_actions(critic, z, cands, cfg, LOW, HIGH)
+    assert argmax.q.item() == pytest.approx(topk_q.max().item())
+
+
+def test_mean_and_min_reduce_differ_in_ascent_direction():
+    critic, z, cands = _setup()
+    out_mean = optimize_actions(critic, z, cands, ParlConfig(16, 5, 5, 0.05, reduce="mean"), LOW, HIGH)
+    out_min = optimize_actions(critic, z, cands, ParlConfig(16, 5, 5, 0.05, reduce="min"), LOW, HIGH)
+    assert not torch.allclose(out_mean.topk_actions, out_min.topk_actions)
+
+
+@pytest.mark.parametrize("bad", ["nan_candidates", "inf_replay", "nan_q"])
+def test_non_finite_values_raise(bad):
+    critic, z, cands = _setup()
+    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=1)
+    replay = None
+    if bad == "nan_candidates":
+        cands[0, 3, 1] = float("nan")
+    elif bad == "inf_replay":
+        replay = torch.zeros(4, A)
+        replay[1, 0] = float("inf")
+    else:
+        critic.targets = critic.targets.clone()
+        critic.targets[0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="NaN or infinite"):
+        optimize_actions(critic, z, cands, cfg, LOW, HIGH, replay_actions=replay)
+
+
+def test_bad_shapes_and_bounds_are_refused():
+    critic, z, cands = _setup()
+    cfg = ParlConfig(num_samples=16, top_k=5)
+    with pytest.raises(ValueError, match="low < high"):
+        optimize_actions(critic, z, cands, cfg, torch.zeros(A), torch.zeros(A))
+    with pytest.raises(ValueError, match="N >= k"):
+        optimize_actions(critic, z, cands[:, :3], cfg, LOW, HIGH)
+    with pytest.raises(ValueError, match=r"\[B, N, A\]"):
+        optimize_actions(critic, z, cands[:, 0], cfg, LOW, HIGH)
