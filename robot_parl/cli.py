@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="output directory (config, checkpoints, summary, plot)")
     demo.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     demo.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    demo.add_argument("overrides", nargs="*", help="dotted overrides, e.g. online.episodes=100 policy.kind=autoregressive")
+    demo.add_argument("overrides", nargs="*",
+                      help="dotted overrides, e.g. online.episodes=100 policy.kind=autoregressive")
     demo.set_defaults(run=_demo)
     return parser
 

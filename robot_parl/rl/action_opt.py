@@ -76,7 +76,8 @@ def optimize_actions(
     if low.shape != (a_dim,) or high.shape != (a_dim,):
         raise ValueError(f"low and high must be [{a_dim}], got {tuple(low.shape)} and {tuple(high.shape)}")
     if not bool((low < high).all()):
-        raise ValueError(f"action bounds need low < high in every dimension, got low={low.tolist()} high={high.tolist()}")
+        raise ValueError(f"action bounds need low < high in every dimension, "
+                         f"got low={low.tolist()} high={high.tolist()}")
     _finite(candidates, "candidates")
     if replay_actions is not None:
         if replay_actions.shape != (b, a_dim):

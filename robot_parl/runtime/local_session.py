@@ -23,11 +23,11 @@ import torch
 from robot_parl import typed_config
 from robot_parl.checkpoint import atomic_write
 from robot_parl.eval.rollouts import Rollout, run_episodes
+from robot_parl.models.autoregressive import AutoregressiveConfig
 from robot_parl.models.base import ObsSpec
 from robot_parl.models.bc import train_bc
 from robot_parl.models.diffusion import DiffusionConfig
 from robot_parl.models.factory import PolicyConfig
-from robot_parl.models.autoregressive import AutoregressiveConfig
 from robot_parl.rl.agent import ParlAgent
 from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
 from robot_parl.rl.critic import QEnsemble

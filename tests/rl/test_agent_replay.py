@@ -1,0 +1,128 @@
+import pytest
+import torch
+
+from robot_parl.models.base import ObsSpec
+from robot_parl.models.diffusion import DiffusionConfig, DiffusionPolicy
+from robot_parl.rl.agent import ParlAgent
+from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
+from robot_parl.rl.critic import QEnsemble
+from robot_parl.rl.replay import Episode, Replay, monte_carlo_returns
+
+N = 6
+
+
+def _agent(seed=0, **schedule):
+    torch.manual_seed(seed)
+    spec = ObsSpec(state_dim=3)
+    cfg = ParlConfig(num_samples=N, top_k=2, local_steps=1, step_size=0.01,
+                     critic=CriticConfig(ensemble_size=3, hidden_dims=(16,), state_hidden_dims=(16,), embedding_dim=16,
+                                         batch_size=8),
+                     schedule=ScheduleConfig(**schedule))
+    policy = DiffusionPolicy(spec, 2, DiffusionConfig(hidden_dim=16, num_blocks=1, obs_hidden_dims=(16,), obs_dim=16))
+    return ParlAgent(policy, QEnsemble(spec, 2, cfg.critic), cfg, -torch.ones(2), torch.ones(2), seed=seed)
+
+
+def _episode(agent, t=5, success=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    obs = {"state": torch.randn(t + 1, 3, generator=g)}
+    rewards = -torch.ones(t)
+    if success:
+        rewards[-1] = 0.0
+    return Episode(obs, torch.rand(t, 2, generator=g) * 2 - 1, rewards, success, agent.sample_candidates(obs))
+
+
+def test_monte_carlo_returns():
+    r = torch.tensor([-1.0, -1.0, 0.0])
+    assert torch.allclose(monte_carlo_returns(r, True, 0.5), torch.tensor([-1.5, -1.0, 0.0]))
+    assert torch.allclose(monte_carlo_returns(r, False, 0.9), torch.full((3,), -10.0))
+
+
+def test_replay_transitions_next_obs_and_mixing():
+    agent = _agent()
+    replay = Replay(0.9)
+    ep = _episode(agent, t=4)
+    replay.add_episode(ep, online=False)
+    batch = replay.sample(64, 0.5, torch.Generator().manual_seed(0))
+    # every sampled transition is (s_t, a_t, s_t+1) of the episode, dones only on the last one
+    for i in range(64):
+        t = int((ep.obs["state"][:-1] == batch.obs["state"][i]).all(1).nonzero()[0])
+        assert torch.equal(batch.next_obs["state"][i], ep.obs["state"][t + 1])
+        assert torch.equal(batch.actions[i], ep.actions[t])
+        assert torch.equal(batch.next_candidates[i], ep.candidates[t + 1])
+        assert batch.dones[i] == float(t == 3)
+    online = _episode(agent, t=4, seed=1)
+    replay.add_episode(online, online=True)
+    batch = replay.sample(40, 0.25)
+    from_online = sum(any(torch.equal(s, o) for o in online.obs["state"][:-1]) for s in batch.obs["state"])
+    assert from_online == 30
+
+
+def test_bad_episodes_are_refused():
+    agent = _agent()
+    ep = _episode(agent)
+    with pytest.raises(ValueError, match="T \\+ 1"):
+        Episode({"state": ep.obs["state"][:-1]}, ep.actions, ep.rewards, True, ep.candidates)
+    bad = ep.actions.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        Episode(ep.obs, bad, ep.rewards, True, ep.candidates)
+
+
+def test_stale_candidates_are_resampled():
+    agent = _agent(candidate_max_age=2)
+    agent.add_episode(_episode(agent), online=False)
+    stored = agent.replay.offline.columns["candidates"].clone()
+    agent.counters["policy_version"] = 2
+    agent._batch()
+    assert torch.equal(agent.replay.offline.columns["candidates"], stored)  # age 2 is not stale
+    agent.counters["policy_version"] = 3
+    agent._batch()
+    fresh = agent.replay.offline.columns["versions"] == 3
+    assert fresh.any()
+    assert not torch.equal(agent.replay.offline.columns["candidates"][fresh], stored[fresh])
+
+
+def test_offline_then_online_schedule():
+    agent = _agent(warmup_episodes=1, critic_utd=1.0, distill_utd=0.5)
+    agent.add_episode(_episode(agent), online=False)
+    agent.train_offline(3)
+    assert agent.counters["critic_updates"] == 3 and agent.counters["distill_updates"] == 0
+    assert agent.critic_optimizer.state  # Adam moments exist
+    agent.start_online()
+    assert not agent.critic_optimizer.state  # reset at the switch
+    with pytest.raises(RuntimeError):
+        agent.train_offline(1)
+    assert agent.train_online(5) == {}  # warm-up: no online episode yet
+    agent.add_episode(_episode(agent, seed=2), online=True)
+    agent.train_online(5)
+    assert agent.counters["critic_updates"] == 8
+    assert agent.counters["distill_updates"] == 2  # 2.5 owed: the half carries over
+    agent.train_online(1)
+    assert agent.counters["distill_updates"] == 3
+    assert agent.counters["policy_version"] == 3
+
+
+def test_distillation_moves_the_policy_towards_optimized_actions():
+    agent = _agent()
+    agent.add_episode(_episode(agent), online=False)
+    agent.start_online()
+    before = {k: v.clone() for k, v in agent.policy.sync_state().items()}
+    metrics = agent.distill_update()
+    assert "distill_loss" in metrics
+    after = agent.policy.sync_state()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_checkpoint_resume_is_exact(tmp_path):
+    agent = _agent()
+    agent.add_episode(_episode(agent), online=False)
+    agent.train_offline(2)
+    agent.start_online()
+    agent.add_episode(_episode(agent, seed=3), online=True)
+    agent.save(tmp_path / "ckpt")
+    expected = [agent.train_online(1) for _ in range(3)]
+    resumed = _agent(seed=7)
+    resumed.load(tmp_path / "ckpt")
+    assert resumed.online and resumed.counters["online_episodes"] == 1
+    got = [resumed.train_online(1) for _ in range(3)]
+    assert got == expected

@@ -1,0 +1,40 @@
+import json
+import subprocess
+import sys
+
+TINY = ["demos.bc_steps=20", "parl.schedule.offline_steps=5", "online.episodes=4", "online.eval_every=2",
+        "online.eval_episodes=10", "online.checkpoint_every=2", "online.num_envs=2"]
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "robot_parl.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from robot_parl import cli; cli.build_parser(); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert "demo" in _run("--help").stdout
+
+
+def test_demo_runs_end_to_end_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    res = _run("demo", "--out", str(out), *TINY)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [p["online_episodes"] for p in summary["curve"]] == [0, 2, 4]
+    assert 0.0 <= summary["success_after"]["agent"] <= 1.0
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "config.yaml").is_file()
+    assert (out / "checkpoints" / "latest").read_text() == "episode_000004"
+    res = _run("demo", "--out", str(out), "--resume", *TINY[:-3], "online.episodes=6", "online.eval_every=2",
+               "online.checkpoint_every=2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [p["online_episodes"] for p in summary["curve"]] == [0, 2, 4, 6]
+
+
+def test_bad_config_fails_before_running(tmp_path):
+    res = _run("demo", "--out", str(tmp_path / "x"), "parl.top_k=0")
+    assert res.returncode == 2
+    assert "parl.top_k" in res.stderr and "num_samples" in res.stderr
+    assert not (tmp_path / "x").exists()
