@@ -260,3 +260,27 @@ class LocalSession:
         self.agent.load(directory)
         self.curve = json.loads((directory / "curve.json").read_text())
         return True
+
+
+def compare_methods(cfg: SessionConfig, out_dir: str | Path, log: Callable[[str], None] = print) -> dict:
+    """BC base vs critic re-ranking vs PA-RL from one shared pretraining (same demos, BC, offline critic).
+
+    Both online methods get the same episode budget; every evaluation uses the same fixed layouts.
+    """
+    out = Path(out_dir)
+    started = time.monotonic()
+    parl = LocalSession(dataclasses.replace(cfg, method="parl"), out / "parl", log)
+    pre = parl.pretrain()
+    parl.agent.save(out / "pretrained")
+    rerank = LocalSession(dataclasses.replace(cfg, method="rerank"), out / "rerank", log)
+    rerank.agent.load(out / "pretrained")
+    result = {"seed": cfg.seed, "policy": cfg.policy.kind, "pretrain": pre}
+    for name, session in (("parl", parl), ("rerank", rerank)):
+        t0 = time.monotonic()
+        result[name] = session.finetune()
+        result[f"{name}_seconds"] = round(time.monotonic() - t0, 1)
+    result["final"] = {"base": pre["bc_success"], "rerank": result["rerank"][-1]["agent_success"],
+                       "parl": result["parl"][-1]["agent_success"],
+                       "parl_policy_alone": result["parl"][-1]["policy_success"]}
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result

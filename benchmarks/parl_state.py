@@ -1,0 +1,60 @@
+"""PA-RL on the state-based PointReach task: BC base vs critic re-ranking vs PA-RL, per policy class
+and seed, with success curves on fixed evaluation layouts.
+
+    python -m benchmarks.parl_state --json out.json [--quick] [--seeds 0 1 2] [--policies diffusion]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+
+from robot_parl import typed_config
+from robot_parl.checkpoint import atomic_write
+from robot_parl.eval.curves import plot_success_curves
+from robot_parl.runtime.local_session import SessionConfig, compare_methods
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", required=True, help="where to write the results")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--policies", nargs="+", default=["diffusion", "autoregressive"])
+    parser.add_argument("--quick", action="store_true", help="one seed, one policy, a short budget (smoke run)")
+    parser.add_argument("overrides", nargs="*", help="dotted SessionConfig overrides")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    overrides = list(args.overrides)
+    seeds, policies = args.seeds, args.policies
+    if args.quick:
+        seeds, policies = seeds[:1], policies[:1]
+        overrides = ["online.episodes=40", "online.eval_every=20", "demos.bc_steps=500",
+                     "parl.schedule.offline_steps=200", *overrides]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in policies:
+            for seed in seeds:
+                cfg = typed_config.load(SessionConfig, overrides=[f"seed={seed}", f"policy.kind={kind}", *overrides])
+                print(f"== {kind}, seed {seed}", flush=True)
+                runs.append(compare_methods(cfg, Path(tmp) / f"{kind}_{seed}"))
+    summary = {}
+    for kind in policies:
+        finals = [r["final"] for r in runs if r["policy"] == kind]
+        summary[kind] = {m: statistics.mean(f[m] for f in finals) for m in finals[0]}
+        summary[kind]["parl_minus_base"] = summary[kind]["parl"] - summary[kind]["base"]
+        summary[kind]["parl_minus_rerank"] = summary[kind]["parl"] - summary[kind]["rerank"]
+    out = {"benchmark": "parl_state", "config": typed_config.to_dict(cfg), "overrides": overrides,
+           "summary": summary, "runs": runs}
+    atomic_write(args.json, lambda f: f.write(json.dumps(out, indent=1)), mode="w")
+    curves = {f"{r['policy']} s{r['seed']} {m}": r[m] for r in runs for m in ("parl", "rerank")}
+    plot_success_curves(curves, Path(args.json).with_suffix(".png"), "PointReach: PA-RL vs re-ranking")
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
