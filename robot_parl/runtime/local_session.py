@@ -22,7 +22,7 @@ import torch
 
 from robot_parl import typed_config
 from robot_parl.checkpoint import atomic_write
-from robot_parl.eval.rollouts import Rollout, run_episodes
+from robot_parl.eval.rollouts import Rollout, run_episodes, success_rate
 from robot_parl.models.autoregressive import AutoregressiveConfig
 from robot_parl.models.base import ObsSpec
 from robot_parl.models.bc import train_bc
@@ -164,8 +164,7 @@ class LocalSession:
 
     def evaluate(self, act) -> float:
         """Success rate on the fixed evaluation layouts."""
-        rollouts = run_episodes(self.eval_env, self.eval_seeds, act)
-        return sum(r.success for r in rollouts) / len(rollouts)
+        return success_rate(self.eval_env, self.eval_seeds, act)
 
     # phases -------------------------------------------------------------------------------------
 
