@@ -43,8 +43,9 @@ def test_partial_sections_layer_over_their_defaults(tmp_path):
 def test_yaml_round_trip_and_cli_overrides_win(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text("seed: 3\nparl:\n  top_k: 2\n")
-    cfg = typed_config.load(SessionConfig, path, ["seed=5"])
+    cfg = typed_config.load(SessionConfig, path, ["seed=5", "parl.critic.lr=1e-3"])
     assert cfg.seed == 5 and cfg.parl.top_k == 2
+    assert cfg.parl.critic.lr == 1e-3  # YAML 1.1 reads "1e-3" as a string; it is still a number here
     typed_config.save(cfg, tmp_path / "resolved.yaml")
     again = typed_config.load(SessionConfig, tmp_path / "resolved.yaml")
     assert again == cfg
@@ -55,3 +56,5 @@ def test_missing_file_and_malformed_override():
         typed_config.load(SessionConfig, "/nonexistent.yaml")
     with pytest.raises(ConfigError, match="dotted.key=value"):
         typed_config.load(SessionConfig, overrides=["seed"])
+    with pytest.raises(ConfigError, match="parl.critic.lr.*expected a number"):
+        typed_config.load(SessionConfig, overrides=["parl.critic.lr=fast"])

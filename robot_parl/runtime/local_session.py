@@ -61,11 +61,11 @@ class DemoConfig:
 
 @dataclass
 class OnlineConfig:
-    episodes: int = 200
+    episodes: int = 100
     num_envs: int = 8
-    eval_every: int = 50
+    eval_every: int = 25
     eval_episodes: int = 100
-    checkpoint_every: int = 100
+    checkpoint_every: int = 50
 
     def validate(self) -> None:
         require(self.episodes >= 0, "episodes", "an integer >= 0", self.episodes)
@@ -78,8 +78,12 @@ class OnlineConfig:
 def _cpu_parl() -> ParlConfig:
     # The paper's defaults cost ~12 s per critic update on one CPU core; this task has a 4-D state
     # and 2-D actions, so a small critic and fewer candidates keep a run within CPU-minutes.
+    # The ascent step is far larger than the paper's 3e-4: here the policy has to become faster than
+    # its demonstrations, and 3e-4 moves an action by < 1e-3, leaving distillation only best-of-N
+    # samples to learn from (measured on seed 0 with 150 online episodes: 33% success with 3e-4 x 1
+    # step, 82% with 0.05 x 2 steps; 0.1 x 2 steps reached 89% after 100).
     return ParlConfig(
-        num_samples=16, top_k=4, local_steps=1, step_size=3e-4,
+        num_samples=16, top_k=4, local_steps=2, step_size=0.1,
         critic=CriticConfig(ensemble_size=4, hidden_dims=(128, 128), state_hidden_dims=(128,), embedding_dim=128,
                             batch_size=128),
         schedule=ScheduleConfig(offline_steps=500, warmup_episodes=0, offline_fraction=0.25),

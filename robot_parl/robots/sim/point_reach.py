@@ -42,7 +42,7 @@ class PointReachConfig:
 
 @dataclass
 class ExpertConfig:
-    speed: float = 0.5
+    speed: float = 0.6
     noise: float = 0.1
     hesitation: float = 0.1
 
