@@ -202,7 +202,12 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | tu
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
             raise ConfigError("", f"config file {path} must hold a mapping at the top level")
-    return from_dict(cls, apply_overrides(data, overrides))
+    try:
+        return from_dict(cls, apply_overrides(data, overrides))
+    except ConfigError as err:
+        if path is None:
+            raise
+        raise ConfigError(err.key, f"{err.message} (config file {path} and overrides)") from None
 
 
 def save(obj: Any, path: str | Path) -> None:

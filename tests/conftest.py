@@ -1,8 +1,39 @@
+import time
+
 import pytest
 import torch
+
+from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
     # 2 threads on a loaded 2-core machine are several times slower than one.
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def zenoh_pair():
+    """Two zenoh sessions on loopback: the first listens, the second connects to it."""
+    endpoint = free_loopback_endpoint()
+    a = open_session(TransportConfig(listen=[endpoint], connect=[]))
+    b = open_session(TransportConfig(connect=[endpoint]))
+    time.sleep(0.3)  # let the link come up
+    yield a, b
+    b.close()
+    a.close()
+
+
+def _wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.fixture
+def wait_for():
+    """wait_for(condition, timeout) -> whether the condition held before the timeout."""
+    return _wait_for

@@ -1,0 +1,183 @@
+"""The robot side: owns the control clock and is the only place commands reach an adapter (no torch).
+
+Each tick it publishes an Observation with a sequence number, waits for the Action answering that
+sequence until the tick's deadline, passes it through the safety filter and applies it; otherwise
+it holds and counts a miss. Actions answering an older observation are dropped as stale. Control
+messages start and stop episodes, reset to home, label outcomes, mark interventions and latch or
+clear the e-stop. In synchronous mode (simulated robots in tests and benchmarks) the robot waits for
+each action instead of holding.
+
+Hardware or a simulator plugs in through a :class:`RobotAdapter`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from robot_parl.robots.safety import Safety, Watchdog
+from robot_parl.robots.spec import RobotSpec
+from robot_parl.transport.channel import Inbox, Publisher, subscribe
+from robot_parl.transport.keys import KeySpace
+from robot_parl.transport.messages import Action, Control, Observation, Status
+
+
+@dataclass
+class SensorFrame:
+    """One reading of the robot's sensors (stamps in ns on the robot side's clock)."""
+
+    stamp_ns: int
+    proprio: np.ndarray
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    image_stamps_ns: dict[str, int] = field(default_factory=dict)
+    ee_pose: np.ndarray | None = None
+
+
+class RobotAdapter(Protocol):
+    """What a robot (hardware driver, simulator, ROS 2 node) provides to the robot side."""
+
+    spec: RobotSpec
+
+    def read(self) -> SensorFrame: ...
+
+    def apply(self, values: np.ndarray) -> None:
+        """Command one control step (physical units, already filtered)."""
+
+    def hold(self) -> None:
+        """Stop moving: zero velocity, or keep the last pose target."""
+
+    def reset(self) -> None:
+        """Go to the home pose."""
+
+
+class RobotSide:
+    """Runs one robot behind the protocol; call :meth:`run` (or :meth:`tick` from your own loop)."""
+
+    def __init__(self, adapter: RobotAdapter, session, keys: KeySpace, synchronous: bool = False,
+                 instruction: str = "", status_every: int = 10, sync_timeout_s: float = 60.0):
+        self.adapter = adapter
+        self.spec = adapter.spec
+        self.keys = keys
+        self.synchronous = synchronous
+        self.instruction = instruction
+        self.status_every = status_every
+        self.sync_timeout_s = sync_timeout_s
+        self.safety = Safety(self.spec)
+        self.watchdog = Watchdog(sync_timeout_s if synchronous else self.spec.period_s * self.spec.deadline_fraction)
+        self.actions = Inbox(Action, maxlen=32)
+        self.controls = Inbox(Control, maxlen=256)
+        self.counters: Counter[str] = Counter()
+        self.seq = 0
+        self.running = False
+        self.episode_id = ""
+        self.labels: dict[str, bool] = {}
+        self.intervention = False
+        self.latency_ms: dict[str, float] = {}
+        self._subs = [subscribe(session, keys.action, self.actions), subscribe(session, keys.control, self.controls)]
+        self._obs = Publisher(session, keys.obs, block=synchronous)
+        self._status = Publisher(session, keys.status)
+
+    # control ------------------------------------------------------------------------------------
+
+    def _handle(self, msg: Control) -> None:
+        self.counters[f"control_{msg.command}"] += 1
+        if msg.command == "start":
+            self.running = True
+            self.episode_id = msg.episode_id or uuid.uuid4().hex[:12]
+            self.safety.reset()
+        elif msg.command == "stop":
+            self.running = False
+            self.adapter.hold()
+        elif msg.command == "reset":
+            self.running = False
+            self.safety.reset()
+            self.adapter.reset()
+        elif msg.command == "label":
+            self.labels[msg.episode_id or self.episode_id] = msg.value
+        elif msg.command == "intervention":
+            self.intervention = msg.value
+        elif msg.command == "estop":
+            self.safety.estop("operator")
+            self.adapter.hold()
+        elif msg.command == "clear_estop":
+            self.safety.clear_estop()
+
+    # the clock ----------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One control period: controls, observation, the answering action (or a hold), status."""
+        started = time.monotonic()
+        for msg in self.controls.drain():
+            self._handle(msg)
+        frame = self.adapter.read()
+        self.seq += 1
+        self._obs.put(Observation(self.seq, frame.stamp_ns, frame.images, frame.image_stamps_ns,
+                                  np.asarray(frame.proprio, np.float32), frame.ee_pose, self.instruction,
+                                  self.episode_id))
+        if self.running and not self.safety.estopped:
+            self._act(frame, started)
+        else:
+            self.adapter.hold()
+        if self.seq % self.status_every == 0:
+            self.publish_status()
+
+    def _act(self, frame: SensorFrame, started: float) -> None:
+        self.watchdog.arm(started)
+        while True:
+            remaining = self.watchdog.remaining(time.monotonic())
+            action = self.actions.get(timeout=max(remaining, 0.0)) if remaining > 0 else None
+            if action is None:
+                self.safety.hold("missed_deadline")
+                self.adapter.hold()
+                return
+            if action.seq != self.seq:
+                self.counters["stale_dropped" if action.seq < self.seq else "future_dropped"] += 1
+                continue
+            self.latency_ms["action"] = (time.monotonic() - started) * 1e3
+            verdict = self.safety.check(action.values, None if frame.ee_pose is None else frame.ee_pose[:3])
+            if verdict.hold:
+                self.adapter.hold()
+            else:
+                self.adapter.apply(verdict.values)
+            return
+
+    def publish_status(self) -> None:
+        counters = dict(self.safety.counters) | dict(self.counters)
+        counters["actions_refused"] = self.actions.refused
+        counters["controls_refused"] = self.controls.refused
+        self._status.put(Status(time.monotonic_ns(), self.seq, self.running, self.safety.estopped, self.episode_id,
+                                {k: int(v) for k, v in counters.items()}, dict(self.latency_ms)))
+
+    def run(self, stop: threading.Event | None = None, max_ticks: int | None = None) -> None:
+        """Tick at the spec's control rate (or as fast as actions come, when synchronous) until stopped."""
+        stop = stop or threading.Event()
+        next_tick = time.monotonic()
+        ticks = 0
+        while not stop.is_set() and (max_ticks is None or ticks < max_ticks):
+            self.tick()
+            ticks += 1
+            if self.synchronous and not self.running:
+                stop.wait(0.01)  # idle between episodes without spinning
+            elif not self.synchronous:
+                next_tick += self.spec.period_s
+                delay = next_tick - time.monotonic()
+                if delay > 0:
+                    stop.wait(delay)
+                else:
+                    self.counters["overruns"] += 1
+                    next_tick = time.monotonic()
+        self.publish_status()
+
+    def close(self) -> None:
+        """Hold the robot and undeclare everything on the transport."""
+        self.adapter.hold()
+        for sub in self._subs:
+            sub.undeclare()
+        self._obs.close()
+        self._status.close()

@@ -1,0 +1,118 @@
+"""Robot specs: what a robot side exposes and what its commands may do, loaded from YAML and validated.
+
+A spec is data (robot_parl/robots/specs/<name>.yaml or any path): cameras, proprio layout, action
+space in physical units, control rate, command mode, workspace box, per-step limits, home pose.
+It never imports torch: the ROS 2 node and the robot side read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from robot_parl import typed_config
+from robot_parl.typed_config import require
+
+SPECS_DIR = Path(__file__).parent / "specs"
+
+
+@dataclass
+class CameraSpec:
+    name: str = "front"
+    width: int = 640
+    height: int = 480
+    encoding: Literal["rgb8", "bgr8", "mono8", "16UC1"] = "rgb8"
+    rate_hz: float = 30.0
+
+    def validate(self) -> None:
+        require(bool(self.name) and "/" not in self.name, "name", "a non-empty camera name without '/'", self.name)
+        require(self.width > 0 and self.height > 0, "width", "positive width and height",
+                (self.width, self.height))
+        require(self.rate_hz > 0, "rate_hz", "a positive rate", self.rate_hz)
+
+
+@dataclass
+class ActionSpec:
+    """The command each step, in physical units; ``max_change`` bounds the change between two steps."""
+
+    names: list[str] = field(default_factory=lambda: ["x", "y", "z", "roll", "pitch", "yaw", "gripper"])
+    units: list[str] = field(default_factory=lambda: ["m", "m", "m", "rad", "rad", "rad", "1"])
+    low: list[float] = field(default_factory=lambda: [-0.02] * 3 + [-0.1] * 3 + [0.0])
+    high: list[float] = field(default_factory=lambda: [0.02] * 3 + [0.1] * 3 + [1.0])
+    max_change: list[float] = field(default_factory=lambda: [0.02] * 3 + [0.1] * 3 + [1.0])
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    def validate(self) -> None:
+        n = len(self.names)
+        require(n >= 1, "names", "at least one action dimension", self.names)
+        for key in ("units", "low", "high", "max_change"):
+            require(len(getattr(self, key)) == n, key, f"{n} entries (one per action name)", getattr(self, key))
+        bad = [name for name, lo, hi in zip(self.names, self.low, self.high) if not lo < hi]
+        require(not bad, "low", f"low < high in every dimension (not so for {bad})", self.low)
+        require(all(m > 0 for m in self.max_change), "max_change", "positive limits", self.max_change)
+
+
+@dataclass
+class WorkspaceSpec:
+    """Box the end effector must stay in (metres, robot base frame); empty lists disable the check."""
+
+    low: list[float] = field(default_factory=list)
+    high: list[float] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.low)
+
+    def validate(self) -> None:
+        if not self.low and not self.high:
+            return
+        require(len(self.low) == 3 and len(self.high) == 3, "low", "xyz lists of 3 for low and high",
+                (self.low, self.high))
+        require(all(lo < hi for lo, hi in zip(self.low, self.high)), "high", "high > low on every axis", self.high)
+
+
+@dataclass
+class RobotSpec:
+    name: str = "robot"
+    control_rate_hz: float = 5.0
+    # Fraction of the control period an action may take to arrive before the robot holds.
+    deadline_fraction: float = 0.9
+    # velocity: xyz/rpy deltas become a twist (delta / period); pose: deltas compose with the current pose.
+    command_mode: Literal["velocity", "pose"] = "velocity"
+    cameras: list[CameraSpec] = field(default_factory=list)
+    proprio: list[str] = field(default_factory=list)
+    action: ActionSpec = field(default_factory=ActionSpec)
+    workspace: WorkspaceSpec = field(default_factory=WorkspaceSpec)
+    # xyz + quaternion xyzw of the end effector at home
+    home_pose: list[float] = field(default_factory=lambda: [0.3, 0.0, 0.2, 0.0, 0.0, 0.0, 1.0])
+
+    @property
+    def period_s(self) -> float:
+        return 1.0 / self.control_rate_hz
+
+    def validate(self) -> None:
+        require(self.control_rate_hz > 0, "control_rate_hz", "a positive rate", self.control_rate_hz)
+        require(0 < self.deadline_fraction <= 1, "deadline_fraction", "a number in (0, 1]", self.deadline_fraction)
+        names = [c.name for c in self.cameras]
+        require(len(set(names)) == len(names), "cameras", "distinct camera names", names)
+        require(len(self.home_pose) == 7, "home_pose", "xyz + quaternion xyzw (7 numbers)", self.home_pose)
+        if self.workspace.enabled:
+            inside = all(lo <= x <= hi for lo, x, hi in zip(self.workspace.low, self.home_pose, self.workspace.high))
+            require(inside, "home_pose", f"a position inside the workspace box {self.workspace.low}.."
+                    f"{self.workspace.high}", self.home_pose[:3])
+
+
+def load_spec(name_or_path: str | Path, overrides: list[str] | None = None) -> RobotSpec:
+    """A spec by name (robot_parl/robots/specs/<name>.yaml) or by path, with dotted overrides."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SPECS_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))
+            raise typed_config.ConfigError("", f"no robot spec named {str(name_or_path)!r}; known: {known}, "
+                                               "or give a path to a YAML file")
+    return typed_config.load(RobotSpec, path, overrides or ())
