@@ -60,6 +60,40 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _robot(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from robot_parl.robots.side import RobotSide
+    from robot_parl.robots.spec import load_spec
+    from robot_parl.transport.keys import KeySpace
+    from robot_parl.transport.session import TransportConfig, open_session
+
+    spec = load_spec(args.spec, args.overrides)
+    from robot_parl.robots.sim.kinematic_arm import KinematicArm
+
+    adapter = KinematicArm(spec, seed=args.seed)
+    transport = TransportConfig(listen=args.listen, connect=args.connect)
+    transport.validate()
+    session = open_session(transport)
+    side = RobotSide(adapter, session, KeySpace(args.session, args.robot), synchronous=args.sync,
+                     instruction=args.instruction)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    mode = "synchronous" if args.sync else f"{spec.control_rate_hz:g} Hz"
+    print(f"robot side {spec.name} ({args.adapter}, {mode}) on {args.listen or args.connect}, "
+          f"keys robot_parl/{args.session}/{args.robot}/*", flush=True)
+    try:
+        side.run(stop, max_ticks=args.ticks)
+    finally:
+        side.close()
+        session.close()
+    counters = dict(side.safety.counters) | dict(side.counters)
+    print(json.dumps({"ticks": side.seq, "counters": counters}), flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `robot-parl`."""
     parser = argparse.ArgumentParser(prog="robot-parl", description="Policy-agnostic RL fine-tuning of robot policies.")
@@ -72,6 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("overrides", nargs="*",
                       help="dotted overrides, e.g. online.episodes=100 policy.kind=autoregressive")
     demo.set_defaults(run=_demo)
+
+    robot = sub.add_parser("robot", help="run a robot side (owns the control clock and the safety filter)")
+    robot.add_argument("--adapter", default="kinematic", choices=["kinematic"],
+                       help="robot adapter (kinematic: a synthetic arm with numpy cameras)")
+    robot.add_argument("--spec", default="widowx", help="robot spec name or YAML path")
+    robot.add_argument("--session", default="default", help="session name in the key space")
+    robot.add_argument("--robot", default="robot0", help="robot name in the key space")
+    robot.add_argument("--listen", nargs="*", default=["tcp/127.0.0.1:7447"], help="zenoh endpoints to listen on")
+    robot.add_argument("--connect", nargs="*", default=[], help="zenoh endpoints to connect to")
+    robot.add_argument("--sync", action="store_true", help="wait for each action (simulated robots)")
+    robot.add_argument("--ticks", type=int, default=None, help="stop after this many ticks")
+    robot.add_argument("--seed", type=int, default=0)
+    robot.add_argument("--instruction", default="", help="language instruction sent with observations")
+    robot.add_argument("overrides", nargs="*", help="dotted robot spec overrides, e.g. control_rate_hz=10")
+    robot.set_defaults(run=_robot)
     return parser
 
 

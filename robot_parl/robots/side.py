@@ -37,6 +37,7 @@ class SensorFrame:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     image_stamps_ns: dict[str, int] = field(default_factory=dict)
     ee_pose: np.ndarray | None = None
+    success: bool = False
 
 
 class RobotAdapter(Protocol):
@@ -82,6 +83,7 @@ class RobotSide:
         self._subs = [subscribe(session, keys.action, self.actions), subscribe(session, keys.control, self.controls)]
         self._obs = Publisher(session, keys.obs, block=synchronous)
         self._status = Publisher(session, keys.status)
+        self._stop = threading.Event()
 
     # control ------------------------------------------------------------------------------------
 
@@ -119,7 +121,7 @@ class RobotSide:
         self.seq += 1
         self._obs.put(Observation(self.seq, frame.stamp_ns, frame.images, frame.image_stamps_ns,
                                   np.asarray(frame.proprio, np.float32), frame.ee_pose, self.instruction,
-                                  self.episode_id))
+                                  self.episode_id, frame.success))
         if self.running and not self.safety.estopped:
             self._act(frame, started)
         else:
@@ -131,11 +133,17 @@ class RobotSide:
         self.watchdog.arm(started)
         while True:
             remaining = self.watchdog.remaining(time.monotonic())
-            action = self.actions.get(timeout=max(remaining, 0.0)) if remaining > 0 else None
-            if action is None:
+            if remaining <= 0:
                 self.safety.hold("missed_deadline")
                 self.adapter.hold()
                 return
+            # A synchronous robot may wait long: it still answers a stop request or a control message.
+            action = self.actions.get(timeout=min(remaining, 0.05) if self.synchronous else remaining)
+            if action is None:
+                if self.synchronous and (self._stop.is_set() or self.controls.pending()):
+                    self.adapter.hold()
+                    return
+                continue
             if action.seq != self.seq:
                 self.counters["stale_dropped" if action.seq < self.seq else "future_dropped"] += 1
                 continue
@@ -156,7 +164,7 @@ class RobotSide:
 
     def run(self, stop: threading.Event | None = None, max_ticks: int | None = None) -> None:
         """Tick at the spec's control rate (or as fast as actions come, when synchronous) until stopped."""
-        stop = stop or threading.Event()
+        stop = self._stop = stop or threading.Event()
         next_tick = time.monotonic()
         ticks = 0
         while not stop.is_set() and (max_ticks is None or ticks < max_ticks):

@@ -55,6 +55,11 @@ class Inbox:
                 return None
             return self._queue.popleft()
 
+    def pending(self) -> int:
+        """How many messages are queued."""
+        with self._cond:
+            return len(self._queue)
+
     def drain(self) -> list[Any]:
         """Every queued message, oldest first, without waiting."""
         with self._cond:

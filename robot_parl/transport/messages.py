@@ -48,6 +48,7 @@ class Observation:
     ee_pose: np.ndarray | None = None  # xyz + quaternion xyzw when known
     instruction: str = ""
     episode_id: str = ""
+    success: bool = False  # when the robot side can tell (simulators); otherwise operator labels decide
 
 
 @dataclass

@@ -1,0 +1,116 @@
+"""A robot side seen over the transport, as a gymnasium.Env for actors, evaluation and tests.
+
+reset() asks the robot side to go home and start an episode, then returns its first observation;
+step(action) answers the newest observation's sequence number and returns the next one. Success
+comes from the robot side (simulators) or from an operator's label on the control key. The offset
+between the robot side's clock and ours is estimated from observation stamps (see clock_offset_ns).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import gymnasium as gym
+import numpy as np
+
+from robot_parl.robots.spec import RobotSpec
+from robot_parl.transport.channel import Inbox, Publisher, subscribe
+from robot_parl.transport.keys import KeySpace
+from robot_parl.transport.messages import Action, Control, Observation
+
+
+class RobotTimeout(TimeoutError):
+    """The robot side sent nothing for too long."""
+
+
+class RemoteRobotEnv(gym.Env):
+    """obs = {"images": {name: uint8 HxWx3}, "proprio": float32[P], "instruction": str}; actions in physical units."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, session, keys: KeySpace, spec: RobotSpec, timeout_s: float = 10.0, horizon: int | None = None):
+        self.spec = spec
+        self.keys = keys
+        self.timeout_s = timeout_s
+        self.horizon = horizon
+        self.action_space = gym.spaces.Box(np.asarray(spec.action.low, np.float32),
+                                           np.asarray(spec.action.high, np.float32))
+        spaces = {"proprio": gym.spaces.Box(-np.inf, np.inf, (len(spec.proprio),), np.float32),
+                  "instruction": gym.spaces.Text(1000)}
+        if spec.cameras:
+            spaces["images"] = gym.spaces.Dict({c.name: gym.spaces.Box(0, 255, (c.height, c.width, 3), np.uint8)
+                                                for c in spec.cameras})
+        self.observation_space = gym.spaces.Dict(spaces)
+        self.observations = Inbox(Observation, maxlen=4)
+        self.labels = Inbox(Control, maxlen=64)
+        self._subs = [subscribe(session, keys.obs, self.observations), subscribe(session, keys.control, self.labels)]
+        self._action = Publisher(session, keys.action)
+        self._control = Publisher(session, keys.control, block=True)
+        self.episode_id = ""
+        self.last: Observation | None = None
+        self.steps = 0
+        self.clock_offset_ns: int | None = None
+
+    def _next_observation(self, after_seq: int, episode_id: str) -> Observation:
+        deadline = time.monotonic() + self.timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            obs = self.observations.get(timeout=remaining)
+            if obs is None:
+                break
+            # local receive time minus robot stamp = offset + one-way delay; the minimum bounds the offset
+            delay = time.monotonic_ns() - obs.stamp_ns
+            self.clock_offset_ns = delay if self.clock_offset_ns is None else min(self.clock_offset_ns, delay)
+            if obs.seq > after_seq and obs.episode_id == episode_id:
+                self.last = obs
+                return obs
+        raise RobotTimeout(f"no observation from {self.keys.obs} for episode {episode_id!r} "
+                           f"within {self.timeout_s} s: is the robot side running?")
+
+    def _obs(self, o: Observation) -> dict:
+        out = {"proprio": np.asarray(o.proprio, np.float32), "instruction": o.instruction}
+        if self.spec.cameras:
+            out["images"] = dict(o.images)
+        return out
+
+    def _label(self) -> bool | None:
+        label = None
+        for c in self.labels.drain():
+            if c.command == "label" and c.episode_id in ("", self.episode_id):
+                label = c.value
+        return label
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.episode_id = (options or {}).get("episode_id") or uuid.uuid4().hex[:12]
+        self._control.put(Control("reset"))
+        self._control.put(Control("start", episode_id=self.episode_id))
+        self.labels.drain()
+        self.steps = 0
+        obs = self._next_observation(self.last.seq if self.last else 0, self.episode_id)
+        return self._obs(obs), {"seq": obs.seq, "episode_id": self.episode_id}
+
+    def step(self, action):
+        if self.last is None:
+            raise RuntimeError("step() before reset()")
+        values = np.asarray(action, np.float32)
+        if values.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape} ({self.spec.action.names}), "
+                             f"got {values.shape}")
+        self._action.put(Action(self.last.seq, values, "policy", sent_ns=time.monotonic_ns()))
+        obs = self._next_observation(self.last.seq, self.episode_id)
+        self.steps += 1
+        label = self._label()
+        success = obs.success if label is None else label
+        truncated = self.horizon is not None and self.steps >= self.horizon and not success
+        info = {"seq": obs.seq, "success": success, "episode_id": self.episode_id, "labelled": label is not None}
+        return self._obs(obs), float(success), bool(success), bool(truncated), info
+
+    def close(self):
+        if self._subs:
+            self._control.put(Control("stop"))
+            for sub in self._subs:
+                sub.undeclare()
+            self._subs = []
+            self._action.close()
+            self._control.close()

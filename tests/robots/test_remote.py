@@ -1,0 +1,90 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from robot_parl.robots.remote import RemoteRobotEnv, RobotTimeout
+from robot_parl.robots.spec import load_spec
+from robot_parl.transport.channel import Publisher
+from robot_parl.transport.keys import KeySpace
+from robot_parl.transport.messages import Control
+from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
+
+# Runs `robot-parl robot` and checks, inside that process, that torch was never imported.
+ROBOT = ("import sys; from robot_parl import cli; rc = cli.main(sys.argv[1:]); "
+         "assert 'torch' not in sys.modules, 'the robot side imported torch'; sys.exit(rc)")
+
+
+@pytest.fixture
+def robot_process():
+    endpoint = free_loopback_endpoint()
+    procs = []
+
+    def start(*extra):
+        proc = subprocess.Popen([sys.executable, "-c", ROBOT, "robot", "--listen", endpoint, "--session", "t",
+                                 "--robot", "arm", "--ticks", "3000", *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert "robot side" in proc.stdout.readline()
+        return endpoint, proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _finish(proc):
+    proc.terminate()
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err[-2000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_remote_env_drives_a_robot_process_through_the_protocol(robot_process):
+    endpoint, proc = robot_process("--sync", "cameras=[{name: front, width: 64, height: 48}]")
+    session = open_session(TransportConfig(connect=[endpoint]))
+    spec = load_spec("widowx", ["cameras=[{name: front, width: 64, height: 48}]"])
+    env = RemoteRobotEnv(session, KeySpace("t", "arm"), spec, timeout_s=10, horizon=5)
+    obs, info = env.reset(seed=0)
+    assert obs["images"]["front"].shape == (48, 64, 3) and obs["proprio"].shape == (7,)
+    start = obs["proprio"][:3].copy()
+    first_seq = info["seq"]
+    for i in range(5):
+        obs, reward, terminated, truncated, info = env.step(np.array([0.01, 0, 0.5, 0, 0, 0, 1], np.float32))
+        assert info["seq"] > first_seq + i
+    # x moved 5 x 1 cm; z was clipped to the 2 cm bound per step
+    np.testing.assert_allclose(obs["proprio"][:3] - start, [0.05, 0.0, 0.10], atol=1e-5)
+    assert truncated and not terminated and reward == 0.0
+    assert env.clock_offset_ns is not None and abs(env.clock_offset_ns) < 5e9  # one host: same monotonic clock
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(3, np.float32))
+    # an operator label decides success
+    Publisher(session, KeySpace("t", "arm").control, block=True).put(Control("label", True, env.episode_id))
+    _, reward, terminated, _, info = env.step(np.zeros(7, np.float32))
+    assert terminated and reward == 1.0 and info["labelled"]
+    env.close()
+    session.close()
+    result = _finish(proc)
+    assert result["counters"]["clipped"] == 5 and result["counters"]["control_start"] == 1
+
+
+def test_remote_env_times_out_with_a_clear_error():
+    endpoint = free_loopback_endpoint()
+    session = open_session(TransportConfig(listen=[endpoint], connect=[]))
+    env = RemoteRobotEnv(session, KeySpace("t", "nobody"), load_spec("widowx"), timeout_s=0.5)
+    with pytest.raises(RobotTimeout, match="robot_parl/t/nobody/obs"):
+        env.reset()
+    env.close()
+    session.close()
+
+
+def test_realtime_robot_process_keeps_its_clock_without_an_actor(robot_process):
+    endpoint, proc = robot_process("control_rate_hz=50", "--ticks", "50")
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err[-2000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["ticks"] == 50
