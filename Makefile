@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(PY) -m benchmarks.parl_state --json benchmarks/results/parl_state.json
+	$(PY) -m benchmarks.protocol --json benchmarks/results/protocol.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check robot_parl tests benchmarks
