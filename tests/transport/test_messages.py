@@ -153,5 +153,7 @@ def test_keys_refuse_names_that_break_the_key_space():
 
 def test_transport_and_safety_do_not_import_torch():
     code = ("import sys, robot_parl.transport.messages, robot_parl.transport.chunks, robot_parl.transport.channel, "
-            "robot_parl.transport.session, robot_parl.transport.keys; assert 'torch' not in sys.modules, 'torch'")
+            "robot_parl.transport.session, robot_parl.transport.keys, robot_parl.robots.safety, "
+            "robot_parl.robots.side, robot_parl.robots.spec, robot_parl.robots.remote; "
+            "assert 'torch' not in sys.modules, 'torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
