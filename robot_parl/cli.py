@@ -69,10 +69,17 @@ def _robot(args: argparse.Namespace) -> int:
     from robot_parl.transport.keys import KeySpace
     from robot_parl.transport.session import TransportConfig, open_session
 
-    spec = load_spec(args.spec, args.overrides)
-    from robot_parl.robots.sim.kinematic_arm import KinematicArm
+    spec = load_spec(args.spec or ("sim_tabletop" if args.sim else "widowx"), args.overrides)
+    if args.sim:
+        from robot_parl.robots.sim.sim_adapter import SimAdapter
+        from robot_parl.robots.sim.tabletop import TabletopEnv
 
-    adapter = KinematicArm(spec, seed=args.seed)
+        adapter = SimAdapter(TabletopEnv(args.sim), spec, seed=args.seed)
+        args.instruction = args.instruction or adapter.env.instruction
+    else:
+        from robot_parl.robots.sim.kinematic_arm import KinematicArm
+
+        adapter = KinematicArm(spec, seed=args.seed)
     transport = TransportConfig(listen=args.listen, connect=args.connect)
     transport.validate()
     session = open_session(transport)
@@ -82,7 +89,7 @@ def _robot(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     mode = "synchronous" if args.sync else f"{spec.control_rate_hz:g} Hz"
-    print(f"robot side {spec.name} ({args.adapter}, {mode}) on {args.listen or args.connect}, "
+    print(f"robot side {spec.name} ({args.sim or args.adapter}, {mode}) on {args.listen or args.connect}, "
           f"keys robot_parl/{args.session}/{args.robot}/*", flush=True)
     try:
         side.run(stop, max_ticks=args.ticks)
@@ -110,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     robot = sub.add_parser("robot", help="run a robot side (owns the control clock and the safety filter)")
     robot.add_argument("--adapter", default="kinematic", choices=["kinematic"],
                        help="robot adapter (kinematic: a synthetic arm with numpy cameras)")
-    robot.add_argument("--spec", default="widowx", help="robot spec name or YAML path")
+    robot.add_argument("--sim", choices=["reach", "push", "pick"], help="run a MuJoCo tabletop task")
+    robot.add_argument("--spec", help="robot spec name or YAML path (default: sim_tabletop with --sim, else widowx)")
     robot.add_argument("--session", default="default", help="session name in the key space")
     robot.add_argument("--robot", default="robot0", help="robot name in the key space")
     robot.add_argument("--listen", nargs="*", default=["tcp/127.0.0.1:7447"], help="zenoh endpoints to listen on")

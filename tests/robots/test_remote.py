@@ -88,3 +88,20 @@ def test_realtime_robot_process_keeps_its_clock_without_an_actor(robot_process):
     assert proc.returncode == 0, err[-2000:]
     result = json.loads(out.strip().splitlines()[-1])
     assert result["ticks"] == 50
+
+
+def test_sim_robot_process_behind_the_same_protocol(robot_process):
+    endpoint, proc = robot_process("--sim", "pick", "--sync")
+    session = open_session(TransportConfig(connect=[endpoint]))
+    env = RemoteRobotEnv(session, KeySpace("t", "arm"), load_spec("sim_tabletop"), timeout_s=20)
+    obs, _ = env.reset()
+    assert obs["images"]["front"].shape == (128, 128, 3) and obs["images"]["wrist"].std() > 0
+    assert obs["instruction"] == "pick up the red cube"
+    z0 = obs["proprio"][2]
+    for _ in range(3):
+        obs, _, terminated, _, _ = env.step(np.array([0, 0, 0.2, 0, 0, 0, 1], np.float32))
+    assert obs["proprio"][2] - z0 == pytest.approx(0.09, abs=0.01)  # clipped to 3 cm per step
+    assert not terminated
+    env.close()
+    session.close()
+    assert _finish(proc)["counters"]["clipped"] == 3
