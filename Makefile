@@ -25,6 +25,7 @@ bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(PY) -m benchmarks.parl_state --json benchmarks/results/parl_state.json
 	$(PY) -m benchmarks.protocol --json benchmarks/results/protocol.json
+	$(PY) -m benchmarks.sim --json benchmarks/results/sim.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check robot_parl tests benchmarks
