@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     robot = sub.add_parser("robot", help="run a robot side (owns the control clock and the safety filter)")
     robot.add_argument("--adapter", default="kinematic", choices=["kinematic"],
                        help="robot adapter (kinematic: a synthetic arm with numpy cameras)")
-    robot.add_argument("--sim", choices=["reach", "push", "pick"], help="run a MuJoCo tabletop task")
+    robot.add_argument("--sim", choices=["reach", "push", "pick", "place", "stack"], help="run a MuJoCo tabletop task")
     robot.add_argument("--spec", help="robot spec name or YAML path (default: sim_tabletop with --sim, else widowx)")
     robot.add_argument("--session", default="default", help="session name in the key space")
     robot.add_argument("--robot", default="robot0", help="robot name in the key space")

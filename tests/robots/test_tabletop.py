@@ -4,13 +4,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from robot_parl.robots.sim.tabletop import LIFT_HEIGHT, TASKS, TabletopEnv
+from robot_parl.robots.sim.tabletop import CUBE_HALF, LIFT_HEIGHT, TASKS, TabletopEnv
 from robot_parl.robots.sim.tabletop_expert import TabletopExpert
 
 CONDITIONS = {
     "reach": lambda s: np.linalg.norm(s[0:3] - s[7:10]) <= 0.03,
     "push": lambda s: np.linalg.norm(s[4:6] - s[7:9]) <= 0.04,
     "pick": lambda s: s[6] >= LIFT_HEIGHT,
+    "place": lambda s: np.linalg.norm(s[4:6] - s[7:9]) <= 0.03 and s[6] <= CUBE_HALF + 0.005 and s[3] >= 0.6,
+    "stack": lambda s: (np.linalg.norm(s[4:6] - s[7:9]) <= 0.015 and abs(s[6] - s[9] - 2 * CUBE_HALF) <= 0.005
+                        and s[3] >= 0.6),
 }
 
 
@@ -65,6 +68,19 @@ def test_same_seed_same_observations_states_and_images():
     other.close()
 
 
+def test_randomization_changes_appearance_deterministically():
+    frames = []
+    for seed in (3, 3, 4):
+        env = TabletopEnv("stack", obs_mode="images", image_size=48, cameras=("front",), randomize=True)
+        frames.append(env.reset(seed=seed)[0]["images"]["front"])
+        env.close()
+    plain = TabletopEnv("stack", obs_mode="images", image_size=48, cameras=("front",))
+    frame = plain.reset(seed=3)[0]["images"]["front"]
+    plain.close()
+    assert np.array_equal(frames[0], frames[1])
+    assert not np.array_equal(frames[0], frames[2]) and not np.array_equal(frames[0], frame)
+
+
 def test_actions_outside_bounds_are_clipped_and_counted():
     env = TabletopEnv("reach")
     obs, _ = env.reset(seed=0)
@@ -76,8 +92,8 @@ def test_actions_outside_bounds_are_clipped_and_counted():
 
 
 def test_bad_input_names_the_value():
-    with pytest.raises(ValueError, match="unknown task 'stack'"):
-        TabletopEnv("stack")
+    with pytest.raises(ValueError, match="unknown task 'lift'"):
+        TabletopEnv("lift")
     env = TabletopEnv("push")
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"shape \(7,\).*\(3,\)"):

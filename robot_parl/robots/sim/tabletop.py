@@ -1,9 +1,11 @@
-"""MuJoCo tabletop tasks: a floating parallel gripper driven by 7-D end-effector deltas, a table, a cube.
+"""MuJoCo tabletop tasks: a floating parallel gripper driven by 7-D end-effector deltas, a table, cubes.
 
 Written here in MJCF (no downloaded assets). The gripper is a free body welded to a mocap target that
 each action moves by (dx, dy, dz) metres and (droll, dpitch, dyaw) radians; the last action entry
 is the gripper opening in [0, 1] (1 = open). Tasks: ``reach`` (gripper to a point in the air),
-``push`` (cube to a target on the table) and ``pick`` (lift the cube). Rewards are sparse: 1 on the
+``push`` (cube to a target on the table), ``pick`` (lift the cube), ``place`` (pick it up and set it
+down on a target) and the multi-stage ``stack`` (grasp, lift, align over a second cube, lower,
+release). Optional per-reset randomization of colours, lighting and the front camera. Rewards are sparse: 1 on the
 step that succeeds, which ends the episode. Observations are a privileged state vector, or camera
 images + proprio (front and wrist cameras, rendered headless, no shadows). Bitwise deterministic
 under a seed for a given mujoco version (pinned in pyproject.toml).
@@ -21,9 +23,10 @@ import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
-TASKS = ("reach", "push", "pick")
+TASKS = ("reach", "push", "pick", "place", "stack")
 INSTRUCTIONS = {"reach": "move the gripper to the green marker", "push": "push the red cube to the green marker",
-                "pick": "pick up the red cube"}
+                "pick": "pick up the red cube", "place": "put the red cube on the green marker",
+                "stack": "stack the red cube on the blue cube"}
 CONTROL_DT = 0.1
 FINGER_OPEN = 0.04  # half opening of the fingers at gripper = 1
 TABLE_X, TABLE_Y = (0.25, 0.65), (-0.3, 0.3)
@@ -31,7 +34,7 @@ CUBE_HALF = 0.02
 LIFT_HEIGHT = 0.08  # pick succeeds when the cube's centre is this high (metres)
 ACTION_LOW = np.array([-0.03] * 3 + [-0.2] * 3 + [0.0], np.float32)
 ACTION_HIGH = np.array([0.03] * 3 + [0.2] * 3 + [1.0], np.float32)
-STATE_DIM = 10  # tool centre point xyz, finger opening, cube xyz, target xyz
+STATE_DIM = 10  # tool centre point xyz, finger opening, cube xyz, target xyz (stack: the blue cube)
 TCP_OFFSET = 0.045  # palm to the middle of the finger pads (the fingers point down)
 TCP_Z = (0.017, 0.3)  # the tool centre point's height range: the fingertips stop just above the table
 
@@ -69,6 +72,11 @@ MJCF = """
       <geom name="cube" type="box" size="{cube} {cube} {cube}" mass="0.05" friction="1.5 0.01 0.001"
             rgba=".85 .15 .1 1"/>
     </body>
+    <body name="base" pos="0.62 -0.25 {cube_z}">
+      <freejoint name="base"/>
+      <geom name="base" type="box" size="{cube} {cube} {cube}" mass="0.2" friction="1.5 0.01 0.001"
+            rgba=".1 .25 .85 1"/>
+    </body>
   </worldbody>
   <equality>
     <weld body1="mocap" body2="gripper" solref="0.02 1"/>
@@ -88,6 +96,8 @@ class TabletopConfig:
     image_size: int = 100
     cameras: tuple[str, ...] = ("front", "wrist")
     horizon: int = 60
+    # Per reset: object colours, table tint, light brightness and position, front camera position.
+    randomize: bool = False
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -99,6 +109,13 @@ class TabletopConfig:
         unknown = set(self.cameras) - {"front", "wrist"}
         if unknown:
             raise ValueError(f"unknown cameras {sorted(unknown)}; expected 'front' and/or 'wrist'")
+
+
+def _placed_on(cube: np.ndarray, target: np.ndarray, task: str) -> bool:
+    """place: the cube rests on the table on the marker; stack: it rests on top of the blue cube."""
+    if task == "place":
+        return np.linalg.norm(cube[:2] - target[:2]) <= 0.03 and cube[2] <= CUBE_HALF + 0.005
+    return np.linalg.norm(cube[:2] - target[:2]) <= 0.015 and abs(cube[2] - target[2] - 2 * CUBE_HALF) <= 0.005
 
 
 def _rpy_quat(rpy: np.ndarray) -> np.ndarray:
@@ -113,8 +130,8 @@ class TabletopEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"]}
 
     def __init__(self, task: str = "pick", obs_mode: str = "state", image_size: int = 100,
-                 cameras: tuple[str, ...] = ("front", "wrist"), horizon: int = 60):
-        self.cfg = TabletopConfig(task, obs_mode, image_size, tuple(cameras), horizon)
+                 cameras: tuple[str, ...] = ("front", "wrist"), horizon: int = 60, randomize: bool = False):
+        self.cfg = TabletopConfig(task, obs_mode, image_size, tuple(cameras), horizon, randomize)
         self.cfg.validate()
         xml = MJCF.format(width=max(640, image_size), height=max(480, image_size), open=FINGER_OPEN,
                           cube=CUBE_HALF, cube_z=CUBE_HALF, tcp=TCP_OFFSET)
@@ -133,11 +150,15 @@ class TabletopEnv(gym.Env):
                 "proprio": gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)})
         self._renderer: mujoco.Renderer | None = None
         self._ids = {name: mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
-                     for name in ("gripper", "cube", "mocap")}
+                     for name in ("gripper", "cube", "base")}
         self._target_site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, "target")
         self._tcp_site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, "tcp")
         self.clipped_actions = 0
         self.steps = 0
+        m = self.model
+        self._front = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, "front")
+        self._appearance = (m.geom_rgba.copy(), m.mat_rgba.copy(), m.light_pos.copy(), m.light_diffuse.copy(),
+                            m.cam_pos.copy())
 
     # state ----------------------------------------------------------------------------------------
 
@@ -152,6 +173,9 @@ class TabletopEnv(gym.Env):
 
     @property
     def target_pos(self) -> np.ndarray:
+        """The green marker, or for ``stack`` the blue cube."""
+        if self.cfg.task == "stack":
+            return self.data.xpos[self._ids["base"]].copy()
         return self.model.site_pos[self._target_site].copy()
 
     @property
@@ -164,7 +188,9 @@ class TabletopEnv(gym.Env):
             return bool(np.linalg.norm(self.gripper_pos - self.target_pos) <= 0.03)
         if self.cfg.task == "push":
             return bool(np.linalg.norm(self.cube_pos[:2] - self.target_pos[:2]) <= 0.04)
-        return bool(self.cube_pos[2] >= LIFT_HEIGHT)
+        if self.cfg.task == "pick":
+            return bool(self.cube_pos[2] >= LIFT_HEIGHT)
+        return bool(_placed_on(self.cube_pos, self.target_pos, self.cfg.task) and self.finger_opening >= 0.6)
 
     def _state(self) -> np.ndarray:
         return np.r_[self.gripper_pos, self.finger_opening, self.cube_pos, self.target_pos].astype(np.float32)
@@ -196,13 +222,20 @@ class TabletopEnv(gym.Env):
         if self.cfg.task == "reach":
             target = np.array([rng.uniform(0.3, 0.6), rng.uniform(-0.2, 0.2), rng.uniform(0.05, 0.25)])
             cube[:2] = [0.62, 0.25]  # out of the way
-        elif self.cfg.task == "push":
+        elif self.cfg.task in ("push", "place", "stack"):
             while True:
                 target = np.array([rng.uniform(0.32, 0.58), rng.uniform(-0.18, 0.18), 0.0])
                 if 0.1 <= np.linalg.norm(target[:2] - cube[:2]) <= 0.2:
                     break
         else:
             target = np.r_[cube[:2], LIFT_HEIGHT]
+        base = np.array([0.62, -0.25, CUBE_HALF])  # out of the way unless stacking
+        if self.cfg.task == "stack":
+            base, target = np.r_[target[:2], CUBE_HALF], np.array([0.62, -0.25, -0.1])  # marker hidden
+        if self.cfg.randomize:
+            self._randomize_appearance(rng)
+        self.data.joint("base").qpos[:3] = base
+        self.data.joint("base").qpos[3:] = [1, 0, 0, 0]
         self.model.site_pos[self._target_site] = target
         self.data.joint("cube").qpos[:3] = cube
         self.data.joint("cube").qpos[3:] = [1, 0, 0, 0]
@@ -217,6 +250,18 @@ class TabletopEnv(gym.Env):
         mujoco.mj_forward(self.model, self.data)
         self.steps = 0
         return self._obs(), {"success": False, "instruction": self.instruction}
+
+    def _randomize_appearance(self, rng: np.random.Generator) -> None:
+        m = self.model
+        geom_rgba, mat_rgba, light_pos, light_diffuse, cam_pos = self._appearance
+        m.geom_rgba[:] = geom_rgba
+        for name in ("cube", "base"):
+            gid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, name)
+            m.geom_rgba[gid, :3] = np.clip(geom_rgba[gid, :3] + rng.uniform(-0.15, 0.15, 3), 0, 1)
+        m.mat_rgba[:, :3] = np.clip(mat_rgba[:, :3] * rng.uniform(0.8, 1.2, (len(mat_rgba), 3)), 0, 1)
+        m.light_pos[:] = light_pos + rng.uniform(-0.1, 0.1, light_pos.shape)
+        m.light_diffuse[:] = np.clip(light_diffuse * rng.uniform(0.6, 1.2), 0, 1)
+        m.cam_pos[self._front] = cam_pos[self._front] + rng.uniform(-0.02, 0.02, 3)
 
     def step(self, action):
         a = np.asarray(action, dtype=np.float64)

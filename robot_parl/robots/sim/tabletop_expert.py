@@ -12,6 +12,8 @@ import numpy as np
 
 from robot_parl.robots.sim.tabletop import ACTION_HIGH, ACTION_LOW, CUBE_HALF, TCP_Z
 
+CARRY_Z = 0.12  # tool height while carrying a cube
+
 
 @dataclass
 class TabletopExpertConfig:
@@ -95,3 +97,21 @@ class TabletopExpert:
                 return np.zeros(3), 0.0
             self.phase = 4
         return _towards(np.r_[tcp[:2], 0.2] - tcp), 0.0
+
+    def _place(self, tcp, cube, target, release_z: float = CUBE_HALF + 0.004):
+        if self.phase < 4 or (self.phase == 4 and tcp[2] < CARRY_Z - 0.01):
+            move, grip = self._pick(tcp, cube, target)
+            return (_towards(np.r_[tcp[:2], CARRY_Z] - tcp), grip) if self.phase == 4 else (move, grip)
+        if self.phase == 4:  # carry over the target
+            if np.linalg.norm(cube[:2] - target[:2]) > 0.004:
+                return _towards(np.r_[tcp[:2] + target[:2] - cube[:2], CARRY_Z] - tcp), 0.0
+            self.phase = 5
+        if self.phase == 5:  # lower until the cube sits at the release height
+            if cube[2] > release_z:
+                return _towards(np.r_[tcp[:2] + target[:2] - cube[:2], tcp[2] - (cube[2] - release_z)] - tcp,
+                                0.7), 0.0
+            self.phase = 6
+        return _towards(np.r_[tcp[:2], tcp[2] + 0.03] - tcp), 1.0  # release and back off upwards
+
+    def _stack(self, tcp, cube, target):
+        return self._place(tcp, cube, target, release_z=target[2] + 2 * CUBE_HALF + 0.004)
