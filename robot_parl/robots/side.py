@@ -80,6 +80,7 @@ class RobotSide:
         self.labels: dict[str, bool] = {}
         self.intervention = False
         self.latency_ms: dict[str, float] = {}
+        self.versions: dict[str, int] = {}  # of the last action applied
         self._subs = [subscribe(session, keys.action, self.actions), subscribe(session, keys.control, self.controls)]
         self._obs = Publisher(session, keys.obs, block=synchronous)
         self._status = Publisher(session, keys.status)
@@ -148,6 +149,7 @@ class RobotSide:
                 self.counters["stale_dropped" if action.seq < self.seq else "future_dropped"] += 1
                 continue
             self.latency_ms["action"] = (time.monotonic() - started) * 1e3
+            self.versions = {"policy": action.policy_version, "critic": action.critic_version}
             verdict = self.safety.check(action.values, None if frame.ee_pose is None else frame.ee_pose[:3])
             if verdict.hold:
                 self.adapter.hold()
@@ -160,7 +162,7 @@ class RobotSide:
         counters["actions_refused"] = self.actions.refused
         counters["controls_refused"] = self.controls.refused
         self._status.put(Status(time.monotonic_ns(), self.seq, self.running, self.safety.estopped, self.episode_id,
-                                {k: int(v) for k, v in counters.items()}, dict(self.latency_ms)))
+                                {k: int(v) for k, v in counters.items()}, dict(self.latency_ms), dict(self.versions)))
 
     def run(self, stop: threading.Event | None = None, max_ticks: int | None = None) -> None:
         """Tick at the spec's control rate (or as fast as actions come, when synchronous) until stopped."""

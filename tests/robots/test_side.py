@@ -125,7 +125,7 @@ def test_nan_actions_never_reach_the_adapter(rig, wait_for):
 
 
 def test_estop_latch_holds_until_cleared_and_status_reports_it(rig, wait_for):
-    arm, side, actor = rig(lambda obs: (0.0, _act(obs.seq)))
+    arm, side, actor = rig(lambda obs: (0.0, _act(obs.seq, policy_version=3, critic_version=2)))
     _start(side, actor, wait_for)
     side.run(max_ticks=3)
     actor.control.put(Control("estop"))
@@ -133,7 +133,8 @@ def test_estop_latch_holds_until_cleared_and_status_reports_it(rig, wait_for):
     assert wait_for(lambda: side.controls.received == 3, 5)
     side.run(max_ticks=10)
     assert len(arm.applied) == 3 and side.safety.estopped
-    assert wait_for(lambda: any(s.estop for s in actor.status.drain()), 5)
+    assert wait_for(lambda: any(s.estop and s.versions == {"policy": 3, "critic": 2}
+                                for s in actor.status.drain()), 5)
     actor.control.put(Control("clear_estop"))
     assert wait_for(lambda: side.controls.received == 4, 5)
     side.run(max_ticks=4)
