@@ -34,8 +34,10 @@ class TransportConfig:
     connect: list[str] = field(default_factory=lambda: [DEFAULT_ENDPOINT])
     multicast_scouting: bool = False
     tls: TlsConfig = field(default_factory=TlsConfig)
+    # user/password: a connecting process gives both; a listening one names a file of "user:password" lines.
     username: str = ""
     password: str = ""
+    credentials_file: str = ""
 
     def validate(self) -> None:
         for key in ("listen", "connect"):
@@ -68,6 +70,8 @@ def zenoh_config(cfg: TransportConfig):
     if cfg.username:
         conf.insert_json5("transport/auth/usrpwd/user", json.dumps(cfg.username))
         conf.insert_json5("transport/auth/usrpwd/password", json.dumps(cfg.password))
+    if cfg.credentials_file:
+        conf.insert_json5("transport/auth/usrpwd/dictionary_file", json.dumps(cfg.credentials_file))
     return conf
 
 
