@@ -24,6 +24,8 @@ def test_defaults_are_the_papers():
     (["task.min_distance=1.9"], "task.min_distance", "max_distance"),
     (["policy.kind=transformer"], "policy.kind", "diffusion"),
     (["online.num_envs=true"], "online.num_envs", "an integer"),
+    (["env=lift"], "env", "'pick'"),
+    (["tabletop.expert.hesitation=1.0"], "tabletop.expert.hesitation", "[0, 1)"),
 ])
 def test_bad_values_fail_at_load_naming_the_key(overrides, key, expected):
     with pytest.raises(ConfigError) as err:

@@ -33,16 +33,17 @@ from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
 from robot_parl.rl.critic import QEnsemble
 from robot_parl.rl.replay import Episode
 from robot_parl.robots.sim.point_reach import (
-    ACTION_DIM,
-    STATE_DIM,
     ExpertConfig,
     PointReachConfig,
     PointReachVecEnv,
     expert_actions,
 )
+from robot_parl.robots.sim.tabletop_expert import TabletopExpertConfig
+from robot_parl.robots.sim.tabletop_vec import TabletopVecEnv
 from robot_parl.typed_config import require
 
 Method = Literal["parl", "rerank"]
+EnvName = Literal["point_reach", "reach", "push", "pick", "place", "stack"]
 EVAL_SEED_BASE = 1_000_000  # evaluation layouts never overlap training ones
 
 
@@ -75,6 +76,19 @@ class OnlineConfig:
         require(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
 
 
+@dataclass
+class TabletopRunConfig:
+    """The MuJoCo tabletop tasks (env != point_reach): state observations, normalized actions."""
+
+    horizon: int = 60
+    # Noisy, hesitant demonstrations with missed grasps (clean experts succeed ~100%).
+    expert: TabletopExpertConfig = field(
+        default_factory=lambda: TabletopExpertConfig(noise=0.3, hesitation=0.1, missed_grasp=0.2))
+
+    def validate(self) -> None:
+        require(self.horizon >= 1, "horizon", "an integer >= 1", self.horizon)
+
+
 def _cpu_parl() -> ParlConfig:
     # The paper's defaults cost ~12 s per critic update on one CPU core; this task has a 4-D state
     # and 2-D actions, so a small critic and fewer candidates keep a run within CPU-minutes.
@@ -103,7 +117,9 @@ class SessionConfig:
 
     seed: int = 0
     method: Method = "parl"
-    task: PointReachConfig = field(default_factory=PointReachConfig)
+    env: EnvName = "point_reach"
+    task: PointReachConfig = field(default_factory=PointReachConfig)  # env = point_reach
+    tabletop: TabletopRunConfig = field(default_factory=TabletopRunConfig)  # the other envs
     demos: DemoConfig = field(default_factory=DemoConfig)
     policy: PolicyConfig = field(default_factory=_cpu_policy)
     parl: ParlConfig = field(default_factory=_cpu_parl)
@@ -117,12 +133,21 @@ class SessionConfig:
                                    schedule=dataclasses.replace(self.parl.schedule, distill_utd=0.0))
 
 
+def make_env(cfg: SessionConfig, num_envs: int):
+    """The session's batched environment (PointReach, or a state-based MuJoCo tabletop task)."""
+    if cfg.env == "point_reach":
+        return PointReachVecEnv(num_envs, cfg.task)
+    return TabletopVecEnv(num_envs, cfg.env, cfg.tabletop.horizon)
+
+
 def collect_demos(cfg: SessionConfig) -> list[Rollout]:
     """Scripted-expert episodes on the session's training layouts."""
     rng = np.random.default_rng(cfg.seed)
-    env = PointReachVecEnv(min(cfg.demos.episodes, 32), cfg.task)
+    env = make_env(cfg, min(cfg.demos.episodes, 32))
     seeds = [cfg.seed * 100_000 + i for i in range(cfg.demos.episodes)]
-    return run_episodes(env, seeds, lambda obs: (expert_actions(obs["state"], cfg.demos.expert, rng), None))
+    if cfg.env == "point_reach":
+        return run_episodes(env, seeds, lambda obs: (expert_actions(obs["state"], cfg.demos.expert, rng), None))
+    return run_episodes(env, seeds, lambda obs: (env.expert_actions(cfg.tabletop.expert, cfg.seed), None))
 
 
 def _torch_obs(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -144,13 +169,14 @@ class LocalSession:
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = log
         torch.manual_seed(cfg.seed)
-        obs_spec = ObsSpec(state_dim=STATE_DIM)
-        self.policy = cfg.policy.build(obs_spec, ACTION_DIM)
-        critic = QEnsemble(obs_spec, ACTION_DIM, cfg.parl.critic)
-        low, high = torch.as_tensor(PointReachVecEnv.action_low), torch.as_tensor(PointReachVecEnv.action_high)
+        self.eval_env = make_env(cfg, min(cfg.online.eval_episodes, 100))
+        self.train_env = make_env(cfg, cfg.online.num_envs)
+        obs_spec = ObsSpec(state_dim=self.train_env.state_dim)
+        action_dim = len(self.train_env.action_low)
+        self.policy = cfg.policy.build(obs_spec, action_dim)
+        critic = QEnsemble(obs_spec, action_dim, cfg.parl.critic)
+        low, high = torch.as_tensor(self.train_env.action_low), torch.as_tensor(self.train_env.action_high)
         self.agent = ParlAgent(self.policy, critic, cfg.method_parl(), low, high, seed=cfg.seed)
-        self.eval_env = PointReachVecEnv(min(cfg.online.eval_episodes, 100), cfg.task)
-        self.train_env = PointReachVecEnv(cfg.online.num_envs, cfg.task)
         self.eval_seeds = [EVAL_SEED_BASE + i for i in range(cfg.online.eval_episodes)]
         self.curve: list[dict] = []
         typed_config.save(cfg, self.out / "config.yaml")

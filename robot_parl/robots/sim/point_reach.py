@@ -57,6 +57,7 @@ class PointReachVecEnv:
 
     action_low = np.full(ACTION_DIM, -1.0, dtype=np.float32)
     action_high = np.full(ACTION_DIM, 1.0, dtype=np.float32)
+    state_dim = STATE_DIM
 
     def __init__(self, num_envs: int, cfg: PointReachConfig | None = None):
         if num_envs < 1:

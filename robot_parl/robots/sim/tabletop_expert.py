@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_parl.robots.sim.tabletop import ACTION_HIGH, ACTION_LOW, CUBE_HALF, TCP_Z
+from robot_parl.typed_config import require
 
 CARRY_Z = 0.12  # tool height while carrying a cube
 
@@ -22,8 +23,9 @@ class TabletopExpertConfig:
     missed_grasp: float = 0.0  # probability per grasp of aiming off by a cube's width
 
     def validate(self) -> None:
-        if self.noise < 0 or not 0 <= self.hesitation < 1 or not 0 <= self.missed_grasp <= 1:
-            raise ValueError(f"expert needs noise >= 0 and probabilities in [0, 1), got {self}")
+        require(self.noise >= 0, "noise", "a number >= 0", self.noise)
+        require(0 <= self.hesitation < 1, "hesitation", "a probability in [0, 1)", self.hesitation)
+        require(0 <= self.missed_grasp <= 1, "missed_grasp", "a probability in [0, 1]", self.missed_grasp)
 
 
 def _towards(delta: np.ndarray, gain: float = 1.0) -> np.ndarray:
