@@ -25,7 +25,7 @@ def _demo(args: argparse.Namespace) -> int:
     console = Console()
     cfg = typed_config.load(SessionConfig, args.config, args.overrides)
     out = Path(args.out)
-    console.print(f"[bold]robot-parl demo[/]: PA-RL on PointReach with a {cfg.policy.kind} policy -> {out}")
+    console.print(f"[bold]robot-parl demo[/]: PA-RL on {cfg.env} with a {cfg.policy.kind} policy -> {out}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         tasks: dict[str, int] = {}
@@ -44,7 +44,7 @@ def _demo(args: argparse.Namespace) -> int:
             atomic_write(out / "pretrain.json", lambda f: f.write(json.dumps(pre)), mode="w")
         curve = session.finetune(report)
     summary = {
-        "task": "PointReach", "policy": cfg.policy.kind, "method": cfg.method, "seed": cfg.seed,
+        "task": cfg.env, "policy": cfg.policy.kind, "method": cfg.method, "seed": cfg.seed,
         "success_before": {"policy": pre["bc_success"], "agent": pre["offline_agent_success"]},
         "success_after": {"policy": curve[-1]["policy_success"], "agent": curve[-1]["agent_success"]},
         "pretrain": pre, "curve": curve,
