@@ -138,12 +138,15 @@ class RobotSide:
                 self.safety.hold("missed_deadline")
                 self.adapter.hold()
                 return
-            # A synchronous robot may wait long: it still answers a stop request or a control message.
+            # A synchronous robot may wait long: it still obeys controls and a stop request meanwhile.
             action = self.actions.get(timeout=min(remaining, 0.05) if self.synchronous else remaining)
             if action is None:
-                if self.synchronous and (self._stop.is_set() or self.controls.pending()):
-                    self.adapter.hold()
-                    return
+                if self.synchronous:
+                    for msg in self.controls.drain():
+                        self._handle(msg)
+                    if self._stop.is_set() or not self.running or self.safety.estopped:
+                        self.adapter.hold()
+                        return
                 continue
             if action.seq != self.seq:
                 self.counters["stale_dropped" if action.seq < self.seq else "future_dropped"] += 1

@@ -168,3 +168,24 @@ def test_run_stops_on_event_within_a_tick(rig, wait_for):
     stop.set()
     thread.join(timeout=1.0)
     assert not thread.is_alive()
+
+
+def test_synchronous_wait_obeys_controls_without_losing_the_action(rig, wait_for):
+    def respond(obs):
+        if obs.seq == 2:  # the operator labels the episode while the robot waits; the late action still counts
+            actor.control.put(Control("label", True, "ep1"))
+            return 0.3, _act(obs.seq)
+        if obs.seq == 5:  # no answer, an e-stop instead: the robot must not wait out its 5 s timeout
+            actor.control.put(Control("estop"))
+            return 0.0, None
+        return 0.0, _act(obs.seq)
+
+    arm, side, actor = rig(respond, synchronous=True)
+    _start(side, actor, wait_for)
+    side.run(max_ticks=4)
+    assert len(arm.applied) == 4 and side.labels == {"ep1": True}
+    thread = threading.Thread(target=side.run, kwargs={"max_ticks": 1})
+    thread.start()
+    thread.join(timeout=2)
+    assert not thread.is_alive() and len(arm.applied) == 4 and side.safety.estopped
+    assert side.safety.counters["missed_deadline"] == 0
