@@ -44,7 +44,7 @@ def _finish(proc):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_remote_env_drives_a_robot_process_through_the_protocol(robot_process):
+def test_remote_env_drives_a_robot_process_through_the_protocol(robot_process, wait_for):
     endpoint, proc = robot_process("--sync", "cameras=[{name: front, width: 64, height: 48}]")
     session = open_session(TransportConfig(connect=[endpoint]))
     spec = load_spec("widowx", ["cameras=[{name: front, width: 64, height: 48}]"])
@@ -64,6 +64,7 @@ def test_remote_env_drives_a_robot_process_through_the_protocol(robot_process):
         env.step(np.zeros(3, np.float32))
     # an operator label decides success
     Publisher(session, KeySpace("t", "arm").control, block=True).put(Control("label", True, env.episode_id))
+    assert wait_for(lambda: env.labels.pending() >= 1, 5)  # delivery is asynchronous, even within a session
     _, reward, terminated, _, info = env.step(np.zeros(7, np.float32))
     assert terminated and reward == 1.0 and info["labelled"]
     env.close()
