@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robot_parl.robots.sim.vec_env import VecEnv
 from robot_parl.typed_config import require
 
 STATE_DIM = 4
@@ -52,7 +53,7 @@ class ExpertConfig:
         require(0 <= self.hesitation < 1, "hesitation", "a probability in [0, 1)", self.hesitation)
 
 
-class PointReachVecEnv:
+class PointReachVecEnv(VecEnv):
     """``num_envs`` independent episodes stepped together; each is seeded on reset."""
 
     action_low = np.full(ACTION_DIM, -1.0, dtype=np.float32)
@@ -80,14 +81,6 @@ class PointReachVecEnv:
             if self.cfg.min_distance <= np.linalg.norm(goal - pos) <= self.cfg.max_distance:
                 break
         self.pos[i], self.goal[i], self.steps[i] = pos, goal, 0
-
-    def reset(self, seeds: list[int]) -> dict[str, np.ndarray]:
-        """Reset every episode, one seed each."""
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"need {self.num_envs} seeds, got {len(seeds)}")
-        for i, seed in enumerate(seeds):
-            self.reset_one(i, seed)
-        return self.observation()
 
     def observation(self) -> dict[str, np.ndarray]:
         """The current observations {"state": [M, 4]}."""

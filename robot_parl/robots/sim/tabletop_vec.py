@@ -11,6 +11,7 @@ import numpy as np
 
 from robot_parl.robots.sim.tabletop import ACTION_HIGH, ACTION_LOW, STATE_DIM, TabletopEnv
 from robot_parl.robots.sim.tabletop_expert import TabletopExpert, TabletopExpertConfig
+from robot_parl.robots.sim.vec_env import VecEnv
 
 ACTION_DIM = 7
 
@@ -25,7 +26,7 @@ def to_normalized(actions: np.ndarray) -> np.ndarray:
     return (2.0 * (actions - ACTION_LOW) / (ACTION_HIGH - ACTION_LOW) - 1.0).astype(np.float32)
 
 
-class TabletopVecEnv:
+class TabletopVecEnv(VecEnv):
     """``num_envs`` state-based tabletop episodes stepped together."""
 
     action_low = np.full(ACTION_DIM, -1.0, dtype=np.float32)
@@ -50,13 +51,6 @@ class TabletopVecEnv:
         self._obs[i] = self.envs[i].reset(seed=seed)[0]["state"]
         if self.experts is not None:
             self.experts[i].reset()
-
-    def reset(self, seeds: list[int]) -> dict[str, np.ndarray]:
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"need {self.num_envs} seeds, got {len(seeds)}")
-        for i, seed in enumerate(seeds):
-            self.reset_one(i, seed)
-        return self.observation()
 
     def observation(self) -> dict[str, np.ndarray]:
         return {"state": self._obs.copy()}
