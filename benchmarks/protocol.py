@@ -34,7 +34,7 @@ KEYS = KeySpace("bench", "arm")
 
 # The bare baseline's far end: echo a reply of `reply_bytes` for every payload on bench/ping.
 ECHO = """
-import sys, time, zenoh, threading
+import sys, zenoh
 from robot_parl.transport.session import TransportConfig, open_session
 s = open_session(TransportConfig(listen=[sys.argv[1]], connect=[]))
 reply = b"r" * int(sys.argv[2])

@@ -80,9 +80,7 @@ def _robot(args: argparse.Namespace) -> int:
         from robot_parl.robots.sim.kinematic_arm import KinematicArm
 
         adapter = KinematicArm(spec, seed=args.seed)
-    transport = TransportConfig(listen=args.listen, connect=args.connect)
-    transport.validate()
-    session = open_session(transport)
+    session = open_session(TransportConfig(listen=args.listen, connect=args.connect))
     side = RobotSide(adapter, session, KeySpace(args.session, args.robot), synchronous=args.sync,
                      instruction=args.instruction)
     stop = threading.Event()

@@ -193,7 +193,8 @@ def encode(msg: Any) -> bytes:
         arr = np.ascontiguousarray(arr)
         _check_array(kind, path, arr.dtype.name, arr.shape)
         specs.append((path, arr.dtype.name, list(arr.shape)))
-        buffers.append(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+        # a byte view, not a copy: join() below makes the only copy of the payload
+        buffers.append(arr.astype(arr.dtype.newbyteorder("<"), copy=False).reshape(-1).view(np.uint8))
     header = _ENCODER.encode({"v": SCHEMA_VERSION, "type": kind, "fields": msgspec.Raw(_ENCODER.encode(scalars)),
                               "arrays": specs})
     return b"".join([_PREFIX.pack(MAGIC, len(header)), header, *buffers])

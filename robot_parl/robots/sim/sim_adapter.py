@@ -29,7 +29,7 @@ class SimAdapter:
     def read(self) -> SensorFrame:
         now = time.monotonic_ns()
         images = {c.name: self.env.render_camera(c.name, c.height, c.width) for c in self.spec.cameras}
-        state = self.env._state()
+        state = self.env.state()
         return SensorFrame(now, state[:4], images, {name: now for name in images},
                            np.r_[state[:3], 0.0, 0.0, 0.0, 1.0], success=self.env.success())
 

@@ -192,7 +192,8 @@ class TabletopEnv(gym.Env):
             return bool(self.cube_pos[2] >= LIFT_HEIGHT)
         return bool(_placed_on(self.cube_pos, self.target_pos, self.cfg.task) and self.finger_opening >= 0.6)
 
-    def _state(self) -> np.ndarray:
+    def state(self) -> np.ndarray:
+        """The privileged state: tool centre point xyz, finger opening, cube xyz, target xyz."""
         return np.r_[self.gripper_pos, self.finger_opening, self.cube_pos, self.target_pos].astype(np.float32)
 
     def render_camera(self, camera: str, height: int | None = None, width: int | None = None) -> np.ndarray:
@@ -207,9 +208,9 @@ class TabletopEnv(gym.Env):
 
     def _obs(self) -> dict:
         if self.cfg.obs_mode == "state":
-            return {"state": self._state()}
+            return {"state": self.state()}
         return {"images": {c: self.render_camera(c) for c in self.cfg.cameras},
-                "proprio": self._state()[:4]}
+                "proprio": self.state()[:4]}
 
     # gym API --------------------------------------------------------------------------------------
 

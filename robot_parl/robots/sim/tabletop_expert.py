@@ -101,9 +101,12 @@ class TabletopExpert:
         return _towards(np.r_[tcp[:2], 0.2] - tcp), 0.0
 
     def _place(self, tcp, cube, target, release_z: float = CUBE_HALF + 0.004):
-        if self.phase < 4 or (self.phase == 4 and tcp[2] < CARRY_Z - 0.01):
+        if self.phase < 4:  # grasp as in pick
             move, grip = self._pick(tcp, cube, target)
-            return (_towards(np.r_[tcp[:2], CARRY_Z] - tcp), grip) if self.phase == 4 else (move, grip)
+            if self.phase < 4:
+                return move, grip
+        if self.phase == 4 and tcp[2] < CARRY_Z - 0.01:  # lift to the carry height
+            return _towards(np.r_[tcp[:2], CARRY_Z] - tcp), 0.0
         if self.phase == 4:  # carry over the target
             if np.linalg.norm(cube[:2] - target[:2]) > 0.004:
                 return _towards(np.r_[tcp[:2] + target[:2] - cube[:2], CARRY_Z] - tcp), 0.0
