@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.parl_state --json benchmarks/results/parl_state.json
 	$(PY) -m benchmarks.protocol --json benchmarks/results/protocol.json
 	$(PY) -m benchmarks.sim --json benchmarks/results/sim.json
+	$(PY) -m benchmarks.parl_sim --json benchmarks/results/parl_sim.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check robot_parl tests benchmarks

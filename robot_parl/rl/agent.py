@@ -44,7 +44,7 @@ class ParlAgent:
         self.cfg = cfg
         self.low = low.float()
         self.high = high.float()
-        self.replay = Replay(cfg.critic.gamma)
+        self.replay = Replay(cfg.critic.gamma, cfg.critic.n_step)
         self.generator = torch.Generator().manual_seed(seed)
         self.critic_optimizer = self._new_critic_optimizer()
         self.online = False

@@ -1,6 +1,6 @@
 """Cal-QL critic loss for PA-RL (Nakamoto et al. 2023, as used by PA-RL).
 
-TD: target = r + gamma * (1 - done) * min over 2 random heads of the target critic at the optimized
+TD: target = r + discount * min over 2 random heads of the target critic at the optimized
 next action. CQL: log-sum-exp of Q over uniform random actions, the optimized current and next
 actions and the data action, minus Q of the data action. Cal-QL: the Q-values of the optimized
 (policy) actions are lower-bounded by the Monte-Carlo return of the state, so the CQL term never
@@ -26,8 +26,8 @@ class CriticBatch:
 
     obs: Obs
     actions: torch.Tensor  # [B, A]
-    rewards: torch.Tensor  # [B]
-    dones: torch.Tensor  # [B] 1.0 where s' is terminal
+    rewards: torch.Tensor  # [B] discounted sum of the rewards up to s' (one step, or n with n-step returns)
+    discounts: torch.Tensor  # [B] gamma^steps to s', 0 where s' is terminal
     next_obs: Obs
     mc_returns: torch.Tensor  # [B]
     candidates: torch.Tensor  # [B, N, A] base-policy samples at s
@@ -39,10 +39,10 @@ def random_heads(ensemble: int, count: int, generator: torch.Generator | None = 
     return torch.randperm(ensemble, generator=generator)[:count]
 
 
-def td_target(target_q: torch.Tensor, rewards: torch.Tensor, dones: torch.Tensor, gamma: float,
+def td_target(target_q: torch.Tensor, rewards: torch.Tensor, discounts: torch.Tensor,
               heads: torch.Tensor) -> torch.Tensor:
-    """r + gamma * (1 - done) * min over ``heads`` of target_q [E, B]."""
-    return rewards + gamma * (1.0 - dones) * target_q[heads].min(dim=0).values
+    """r + discount * min over ``heads`` of target_q [E, B]."""
+    return rewards + discounts * target_q[heads].min(dim=0).values
 
 
 def cql_penalty(q_data: torch.Tensor, q_policy: torch.Tensor, q_random: torch.Tensor,
@@ -69,7 +69,7 @@ def critic_loss(critic: QEnsemble, target: QEnsemble, batch: CriticBatch, cfg: P
         next_opt = optimize_actions(critic, z_next, batch.next_candidates, cfg, low, high)
         heads = random_heads(critic.ensemble_size, ccfg.target_heads, generator)
         target_q = target.q(target.encode(batch.next_obs), next_opt.actions)
-        y = td_target(target_q, batch.rewards, batch.dones, ccfg.gamma, heads)
+        y = td_target(target_q, batch.rewards, batch.discounts, heads)
         cur_opt = optimize_actions(critic, z.detach(), batch.candidates, cfg, low, high)
 
     q_data = critic.q(z, batch.actions)  # [E, B]

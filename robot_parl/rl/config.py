@@ -29,6 +29,8 @@ class CriticConfig:
     state_hidden_dims: tuple[int, ...] = (256,)
     embedding_dim: int = 256
     gamma: float = 0.99
+    # TD targets bootstrap n steps ahead (1 = the paper's one-step targets).
+    n_step: int = 1
     polyak: float = 5e-3
     lr: float = 3e-4
     batch_size: int = 256
@@ -53,6 +55,7 @@ class CriticConfig:
         require(self.image_size >= 16, "image_size", "an integer >= 16", self.image_size)
         require(self.augment_pad >= 0, "augment_pad", "an integer >= 0", self.augment_pad)
         require(0.0 <= self.gamma < 1.0, "gamma", "a number in [0, 1)", self.gamma)
+        require(self.n_step >= 1, "n_step", "an integer >= 1", self.n_step)
         require(0.0 < self.polyak <= 1.0, "polyak", "a number in (0, 1]", self.polyak)
         require(self.lr > 0, "lr", "a positive number", self.lr)
         require(self.batch_size > 0, "batch_size", "a positive integer", self.batch_size)

@@ -1,7 +1,7 @@
 """In-memory replay of whole episodes, with offline/online mixing.
 
 Stand-in until the zarr episode store lands (that issue replaces this module). Episodes are added
-whole so Monte-Carlo returns (for Cal-QL) are computed once, at commit. Each transition keeps the N
+whole so Monte-Carlo returns (for Cal-QL) and n-step returns are computed once, at commit. Each transition keeps the N
 base-policy candidates drawn at s and at s' with the policy version that drew them, so TD targets
 and distillation reuse them instead of sampling the policy again; candidates older than a configured
 number of versions are re-sampled with the current policy when they are next used.
@@ -90,11 +90,30 @@ class TransitionBuffer:
         self.size += count
 
 
+def n_step_targets(rewards: torch.Tensor, terminated: bool, gamma: float, n: int) -> tuple[torch.Tensor, ...]:
+    """Per step t of an episode: the discounted sum of the next k = min(n, T - t) rewards, the index
+    t + k of the bootstrap observation, and its discount (gamma^k, or 0 where s_{t+k} is terminal)."""
+    t_len = rewards.shape[0]
+    t = torch.arange(t_len)
+    k = torch.clamp(t_len - t, max=n)
+    returns = torch.zeros(t_len)
+    for i in range(n):
+        valid = i < k
+        returns[valid] += gamma**i * rewards[t[valid] + i]
+    discounts = torch.pow(torch.tensor(gamma), k.float())
+    if terminated:
+        discounts[t + k == t_len] = 0.0
+    return returns, t + k, discounts
+
+
 class Replay:
     """Offline and online transition buffers; batches mix them by ``offline_fraction``."""
 
-    def __init__(self, gamma: float):
+    def __init__(self, gamma: float, n_step: int = 1):
+        if n_step < 1:
+            raise ValueError(f"n_step must be an integer >= 1, got {n_step}")
         self.gamma = gamma
+        self.n_step = n_step
         self.offline = TransitionBuffer()
         self.online = TransitionBuffer()
 
@@ -102,17 +121,17 @@ class Replay:
         """Split an episode into transitions and store them."""
         t = episode.actions.shape[0]
         flat = flatten_obs(episode.obs)
-        dones = torch.zeros(t)
-        dones[-1] = float(episode.terminated)
+        rewards = episode.rewards.float()
+        returns, bootstrap, discounts = n_step_targets(rewards, episode.terminated, self.gamma, self.n_step)
         columns = {f"obs/{k}": v[:-1] for k, v in flat.items()}
-        columns.update({f"next_obs/{k}": v[1:] for k, v in flat.items()})
+        columns.update({f"next_obs/{k}": v[bootstrap] for k, v in flat.items()})
         columns.update(
             actions=episode.actions.float(),
-            rewards=episode.rewards.float(),
-            dones=dones,
-            mc_returns=monte_carlo_returns(episode.rewards.float(), episode.terminated, self.gamma),
+            rewards=returns,
+            discounts=discounts,
+            mc_returns=monte_carlo_returns(rewards, episode.terminated, self.gamma),
             candidates=episode.candidates[:-1].float(),
-            next_candidates=episode.candidates[1:].float(),
+            next_candidates=episode.candidates[bootstrap].float(),
             versions=torch.full((t,), episode.policy_version, dtype=torch.long),
         )
         (self.online if online else self.offline).add(columns)
@@ -148,7 +167,7 @@ class Replay:
         cols = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         obs = unflatten_obs({k[4:]: v for k, v in cols.items() if k.startswith("obs/")})
         next_obs = unflatten_obs({k[9:]: v for k, v in cols.items() if k.startswith("next_obs/")})
-        return CriticBatch(obs, cols["actions"], cols["rewards"], cols["dones"], next_obs, cols["mc_returns"],
+        return CriticBatch(obs, cols["actions"], cols["rewards"], cols["discounts"], next_obs, cols["mc_returns"],
                            cols["candidates"], cols["next_candidates"])
 
     @staticmethod

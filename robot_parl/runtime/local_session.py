@@ -192,9 +192,9 @@ class LocalSession:
         decision = self.agent.act(_torch_obs(obs))
         return decision.actions.numpy(), decision.candidates
 
-    def evaluate(self, act) -> float:
-        """Success rate on the fixed evaluation layouts."""
-        return success_rate(self.eval_env, self.eval_seeds, act)
+    def evaluate(self, act, seeds: list[int] | None = None) -> float:
+        """Success rate on the fixed evaluation layouts (or on ``seeds``)."""
+        return success_rate(self.eval_env, self.eval_seeds if seeds is None else seeds, act)
 
     # phases -------------------------------------------------------------------------------------
 
@@ -291,10 +291,17 @@ class LocalSession:
         return True
 
 
-def compare_methods(cfg: SessionConfig, out_dir: str | Path, log: Callable[[str], None] = print) -> dict:
+def final_eval_seeds(episodes: int) -> list[int]:
+    """Layouts for final evaluations, disjoint from training and from the learning-curve layouts."""
+    return [EVAL_SEED_BASE + 500_000 + i for i in range(episodes)]
+
+
+def compare_methods(cfg: SessionConfig, out_dir: str | Path, log: Callable[[str], None] = print,
+                    final_episodes: int = 0) -> dict:
     """BC base vs critic re-ranking vs PA-RL from one shared pretraining (same demos, BC, offline critic).
 
     Both online methods get the same episode budget; every evaluation uses the same fixed layouts.
+    With ``final_episodes``, the final policies are also evaluated on that many further layouts.
     """
     out = Path(out_dir)
     started = time.monotonic()
@@ -303,7 +310,8 @@ def compare_methods(cfg: SessionConfig, out_dir: str | Path, log: Callable[[str]
     parl.agent.save(out / "pretrained")
     rerank = LocalSession(dataclasses.replace(cfg, method="rerank"), out / "rerank", log)
     rerank.agent.load(out / "pretrained")
-    result = {"seed": cfg.seed, "policy": cfg.policy.kind, "pretrain": pre}
+    result = {"seed": cfg.seed, "policy": cfg.policy.kind, "pretrain": pre,
+              "pretrain_seconds": round(time.monotonic() - started, 1)}
     for name, session in (("parl", parl), ("rerank", rerank)):
         t0 = time.monotonic()
         result[name] = session.finetune()
@@ -311,5 +319,12 @@ def compare_methods(cfg: SessionConfig, out_dir: str | Path, log: Callable[[str]
     result["final"] = {"base": pre["bc_success"], "rerank": result["rerank"][-1]["agent_success"],
                        "parl": result["parl"][-1]["agent_success"],
                        "parl_policy_alone": result["parl"][-1]["policy_success"]}
+    if final_episodes:
+        seeds = final_eval_seeds(final_episodes)
+        # The re-ranking session's policy is never trained online: it is the BC base policy.
+        result["final_eval"] = {"episodes": final_episodes, "base": rerank.evaluate(rerank.act_policy, seeds),
+                                "rerank": rerank.evaluate(rerank.act_agent, seeds),
+                                "parl": parl.evaluate(parl.act_agent, seeds),
+                                "parl_policy_alone": parl.evaluate(parl.act_policy, seeds)}
     result["seconds"] = round(time.monotonic() - started, 1)
     return result

@@ -6,7 +6,7 @@ from robot_parl.models.diffusion import DiffusionConfig, DiffusionPolicy
 from robot_parl.rl.agent import ParlAgent
 from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
 from robot_parl.rl.critic import QEnsemble
-from robot_parl.rl.replay import Episode, Replay, monte_carlo_returns
+from robot_parl.rl.replay import Episode, Replay, monte_carlo_returns, n_step_targets
 
 N = 6
 
@@ -43,18 +43,48 @@ def test_replay_transitions_next_obs_and_mixing():
     ep = _episode(agent, t=4)
     replay.add_episode(ep, online=False)
     batch = replay.sample(64, 0.5, torch.Generator().manual_seed(0))
-    # every sampled transition is (s_t, a_t, s_t+1) of the episode, dones only on the last one
+    # every sampled transition is (s_t, a_t, s_t+1) of the episode, terminal only on the last one
     for i in range(64):
         t = int((ep.obs["state"][:-1] == batch.obs["state"][i]).all(1).nonzero()[0])
         assert torch.equal(batch.next_obs["state"][i], ep.obs["state"][t + 1])
         assert torch.equal(batch.actions[i], ep.actions[t])
         assert torch.equal(batch.next_candidates[i], ep.candidates[t + 1])
-        assert batch.dones[i] == float(t == 3)
+        assert batch.discounts[i] == pytest.approx(0.0 if t == 3 else 0.9)
     online = _episode(agent, t=4, seed=1)
     replay.add_episode(online, online=True)
     batch = replay.sample(40, 0.25)
     from_online = sum(any(torch.equal(s, o) for o in online.obs["state"][:-1]) for s in batch.obs["state"])
     assert from_online == 30
+
+
+def test_n_step_targets_sum_rewards_and_bootstrap_n_ahead():
+    r = torch.tensor([-1.0, -1.0, -1.0, 0.0])
+    returns, bootstrap, discounts = n_step_targets(r, True, 0.5, 3)
+    assert torch.allclose(returns, torch.tensor([-1.75, -1.5, -1.0, 0.0]))
+    assert bootstrap.tolist() == [3, 4, 4, 4]
+    assert torch.allclose(discounts, torch.tensor([0.125, 0.0, 0.0, 0.0]))  # s_4 is terminal
+    # a truncated (failed) episode bootstraps from its last observation with gamma^k
+    _, bootstrap, discounts = n_step_targets(r, False, 0.5, 3)
+    assert torch.allclose(discounts, torch.tensor([0.125, 0.125, 0.25, 0.5]))
+    # n = 1 is the one-step transition
+    returns, bootstrap, discounts = n_step_targets(r, True, 0.5, 1)
+    assert torch.equal(returns, r) and bootstrap.tolist() == [1, 2, 3, 4]
+    assert torch.allclose(discounts, torch.tensor([0.5, 0.5, 0.5, 0.0]))
+
+
+def test_n_step_replay_pairs_each_state_with_the_state_n_ahead():
+    agent = _agent()
+    replay = Replay(0.9, n_step=2)
+    ep = _episode(agent, t=4)
+    replay.add_episode(ep, online=False)
+    batch = replay.sample(64, 0.5, torch.Generator().manual_seed(0))
+    for i in range(64):
+        t = int((ep.obs["state"][:-1] == batch.obs["state"][i]).all(1).nonzero()[0])
+        ahead = min(t + 2, 4)
+        assert torch.equal(batch.next_obs["state"][i], ep.obs["state"][ahead])
+        assert torch.equal(batch.next_candidates[i], ep.candidates[ahead])
+    with pytest.raises(ValueError, match="n_step"):
+        Replay(0.9, n_step=0)
 
 
 def test_bad_episodes_are_refused():

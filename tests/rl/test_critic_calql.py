@@ -74,7 +74,7 @@ def test_resnet18_groupnorm_encoder_runs_on_100px():
 
 def test_td_target_is_the_min_over_the_chosen_heads():
     target_q = torch.tensor([[-1.0, -5.0], [-3.0, -2.0], [-2.0, -9.0]])  # [E=3, B=2]
-    y = td_target(target_q, torch.tensor([-1.0, -1.0]), torch.tensor([0.0, 1.0]), 0.9, torch.tensor([0, 1]))
+    y = td_target(target_q, torch.tensor([-1.0, -1.0]), torch.tensor([0.9, 0.0]), torch.tensor([0, 1]))
     assert torch.allclose(y, torch.tensor([-1 + 0.9 * -3.0, -1.0]))
 
 
@@ -99,7 +99,7 @@ def _batch(b=8, n=6, mc=-50.0):
     g = torch.Generator().manual_seed(0)
     return CriticBatch(
         obs={"state": torch.randn(b, 4, generator=g)}, actions=torch.rand(b, 2, generator=g) * 2 - 1,
-        rewards=-torch.ones(b), dones=torch.zeros(b), next_obs={"state": torch.randn(b, 4, generator=g)},
+        rewards=-torch.ones(b), discounts=torch.full((b,), 0.99), next_obs={"state": torch.randn(b, 4, generator=g)},
         mc_returns=torch.full((b,), mc), candidates=torch.rand(b, n, 2, generator=g) * 2 - 1,
         next_candidates=torch.rand(b, n, 2, generator=g) * 2 - 1)
 
@@ -152,7 +152,7 @@ def test_critic_step_fits_a_constant_return():
     target = critic.make_target()
     opt = torch.optim.Adam(critic.parameters(), lr=1e-2)
     batch = _batch()
-    batch.dones[:] = 1.0
+    batch.discounts[:] = 0.0
     batch.rewards[:] = -3.0
     low, high = -torch.ones(2), torch.ones(2)
     for _ in range(200):

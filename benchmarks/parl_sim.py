@@ -1,0 +1,135 @@
+"""PA-RL on the state-based MuJoCo pick task: the frozen BC base policy vs critic re-ranking vs PA-RL vs
+BC re-trained on its own successful rollouts, per policy class and seed.
+
+Learning curves are evaluated on ``online.eval_episodes`` fixed layouts; the final policies on
+``--final-episodes`` further fixed layouts. Every method gets the same online episode budget and starts
+from one shared pretraining (demonstrations, BC, offline critic).
+
+    python -m benchmarks.parl_sim --json out.json [--quick] [--seeds 0 1 2] [--policies diffusion]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robot_parl import typed_config
+from robot_parl.checkpoint import atomic_write
+from robot_parl.eval.curves import plot_success_curves
+from robot_parl.eval.rollouts import Rollout, run_episodes
+from robot_parl.models.bc import train_bc
+from robot_parl.runtime.local_session import (
+    LocalSession,
+    SessionConfig,
+    collect_demos,
+    compare_methods,
+    final_eval_seeds,
+)
+
+METHODS = ("base", "rerank", "parl", "filtered_bc")
+# The task's defaults (see README): pick, 50-episode learning-curve evaluations.
+DEFAULTS = ["env=pick", "online.eval_episodes=50"]
+
+
+def _pairs(rollouts: list[Rollout]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    obs = {k: torch.as_tensor(np.concatenate([r.obs[k][:-1] for r in rollouts])) for k in rollouts[0].obs}
+    return obs, torch.as_tensor(np.concatenate([r.actions for r in rollouts]))
+
+
+def filtered_bc(cfg: SessionConfig, pretrained: Path, out_dir: Path, final_episodes: int) -> dict:
+    """The self-imitation baseline: the BC policy acts alone for the online budget and, after each
+    evaluation interval, is trained on its demonstrations plus its own successful episodes, one
+    supervised step per new environment step (PA-RL's distillation rate)."""
+    session = LocalSession(dataclasses.replace(cfg, method="rerank"), out_dir, log=lambda _: None)
+    session.agent.load(pretrained)
+    demos = collect_demos(cfg)
+    successes: list[Rollout] = []
+    online = cfg.online
+    started = time.monotonic()
+    curve = [{"online_episodes": 0, "agent_success": session.evaluate(session.act_policy), "seconds": 0.0}]
+    done = 0
+    while done < online.episodes:
+        chunk = min(online.eval_every, online.episodes - done)
+        seeds = [cfg.seed * 100_000 + 50_000 + done + i for i in range(chunk)]
+        rollouts = run_episodes(session.train_env, seeds, session.act_policy)
+        done += chunk
+        successes += [r for r in rollouts if r.success]
+        obs, actions = _pairs(demos + successes)
+        train_bc(session.policy, obs, actions, sum(len(r) for r in rollouts), cfg.demos.bc_batch_size,
+                 session.agent.generator)
+        curve.append({"online_episodes": done, "agent_success": session.evaluate(session.act_policy),
+                      "successful_episodes": len(successes), "seconds": round(time.monotonic() - started, 1)})
+    return {"curve": curve, "final_eval": session.evaluate(session.act_policy, final_eval_seeds(final_episodes)),
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def run_seed(cfg: SessionConfig, out_dir: Path, final_episodes: int) -> dict:
+    """One policy class and seed: PA-RL and re-ranking (shared pretraining), then filtered BC."""
+    result = compare_methods(cfg, out_dir, final_episodes=final_episodes)
+    fbc = filtered_bc(cfg, out_dir / "pretrained", out_dir / "filtered_bc", final_episodes)
+    result["filtered_bc"] = fbc["curve"]
+    result["filtered_bc_seconds"] = fbc["seconds"]
+    result["final_eval"]["filtered_bc"] = fbc["final_eval"]
+    return result
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Per policy class, means over seeds of the final evaluation, the gains over the base policy, and
+    whether the goal (PA-RL >= 80% and at least twice re-ranking's gain) is met."""
+    summary = {}
+    for kind in dict.fromkeys(r["policy"] for r in runs):
+        mine = [r for r in runs if r["policy"] == kind]
+        s = {m: statistics.mean(r["final_eval"][m] for r in mine) for m in (*METHODS, "parl_policy_alone")}
+        for m in ("rerank", "parl", "filtered_bc"):
+            s[f"{m}_gain"] = s[m] - s["base"]
+        s["goal_parl_at_least_80"] = s["parl"] >= 0.8
+        s["goal_twice_rerank_gain"] = s["parl_gain"] > 0 and s["parl_gain"] >= 2 * max(s["rerank_gain"], 0.0)
+        s["minutes_per_run"] = statistics.mean(
+            (r["parl_seconds"] + r["pretrain_seconds"]) / 60 for r in mine)
+        s["seeds"] = [r["seed"] for r in mine]
+        summary[kind] = s
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", required=True, help="where to write the results (a PNG goes next to it)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--policies", nargs="+", default=["diffusion", "autoregressive"])
+    parser.add_argument("--final-episodes", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="one seed, one policy, a short budget (smoke run)")
+    parser.add_argument("overrides", nargs="*", help="dotted SessionConfig overrides")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    overrides = [*DEFAULTS, *args.overrides]
+    seeds, policies, final_episodes = args.seeds, args.policies, args.final_episodes
+    if args.quick:
+        seeds, policies, final_episodes = seeds[:1], policies[:1], min(final_episodes, 50)
+        overrides = [*DEFAULTS, "online.episodes=20", "online.eval_every=10", "online.eval_episodes=20",
+                     "demos.bc_steps=300", "parl.schedule.offline_steps=100", *args.overrides]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in policies:
+            for seed in seeds:
+                cfg = typed_config.load(SessionConfig, overrides=[f"seed={seed}", f"policy.kind={kind}", *overrides])
+                print(f"== {kind}, seed {seed}", flush=True)
+                runs.append(run_seed(cfg, Path(tmp) / f"{kind}_{seed}", final_episodes))
+    summary = summarize(runs)
+    out = {"benchmark": "parl_sim", "config": typed_config.to_dict(cfg), "overrides": overrides,
+           "final_episodes": final_episodes, "summary": summary, "runs": runs}
+    atomic_write(args.json, lambda f: f.write(json.dumps(out, indent=1)), mode="w")
+    curves = {f"{r['policy']} s{r['seed']} {m}": r[m] for r in runs for m in ("parl", "rerank", "filtered_bc")}
+    plot_success_curves(curves, Path(args.json).with_suffix(".png"), "Pick (state): PA-RL vs baselines")
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The pick learning benchmark's plumbing on a tiny budget: every method runs from the shared pretraining,
+the self-imitation baseline trains only on successes, and the summary states the goal honestly."""
+
+import torch
+
+from benchmarks.parl_sim import METHODS, filtered_bc, run_seed, summarize
+from robot_parl import typed_config
+from robot_parl.runtime.local_session import LocalSession, SessionConfig
+
+TINY = ["env=pick", "demos.episodes=4", "demos.bc_steps=20", "parl.schedule.offline_steps=2", "online.episodes=4",
+        "online.eval_every=2", "online.eval_episodes=2", "online.num_envs=2", "tabletop.horizon=20"]
+
+
+def test_run_seed_reports_every_method_on_the_final_layouts(tmp_path):
+    cfg = typed_config.load(SessionConfig, overrides=TINY)
+    result = run_seed(cfg, tmp_path, final_episodes=3)
+    assert set(METHODS) | {"parl_policy_alone", "episodes"} == set(result["final_eval"])
+    assert all(0.0 <= result["final_eval"][m] <= 1.0 for m in METHODS)
+    for method in ("parl", "rerank", "filtered_bc"):
+        assert [p["online_episodes"] for p in result[method]] == [0, 2, 4]
+
+
+def test_filtered_bc_trains_on_demos_and_its_own_successes(tmp_path):
+    cfg = typed_config.load(SessionConfig, overrides=TINY)
+    session = LocalSession(cfg, tmp_path / "pre", log=lambda _: None)
+    session.pretrain()
+    session.agent.save(tmp_path / "pretrained")
+    before = {k: v.clone() for k, v in session.policy.state_dict().items()}
+    out = filtered_bc(cfg, tmp_path / "pretrained", tmp_path / "fbc", final_episodes=2)
+    curve = out["curve"]
+    assert [p["online_episodes"] for p in curve] == [0, 2, 4]
+    assert curve[1]["successful_episodes"] <= 2 and curve[2]["successful_episodes"] <= 4
+    assert curve[2]["successful_episodes"] >= curve[1]["successful_episodes"]
+    # the saved pretrained policy is untouched; the baseline trained a copy
+    fresh = LocalSession(cfg, tmp_path / "check", log=lambda _: None)
+    fresh.agent.load(tmp_path / "pretrained")
+    assert all(torch.equal(before[k], v) for k, v in fresh.policy.state_dict().items())
+
+
+def _run(kind, seed, base, rerank, parl, fbc):
+    return {"policy": kind, "seed": seed, "parl_seconds": 60.0, "pretrain_seconds": 30.0,
+            "final_eval": {"base": base, "rerank": rerank, "parl": parl, "filtered_bc": fbc,
+                           "parl_policy_alone": parl}}
+
+
+def test_summary_means_gains_and_goal():
+    runs = [_run("diffusion", 0, 0.3, 0.4, 0.8, 0.5), _run("diffusion", 1, 0.3, 0.4, 0.9, 0.5),
+            _run("autoregressive", 0, 0.2, 0.5, 0.6, 0.3)]
+    s = summarize(runs)
+    d = s["diffusion"]
+    assert abs(d["parl"] - 0.85) < 1e-9 and abs(d["parl_gain"] - 0.55) < 1e-9 and abs(d["rerank_gain"] - 0.1) < 1e-9
+    assert d["goal_parl_at_least_80"] and d["goal_twice_rerank_gain"] and d["minutes_per_run"] == 1.5
+    a = s["autoregressive"]
+    assert not a["goal_parl_at_least_80"] and not a["goal_twice_rerank_gain"]  # gain 0.4 < 2 x 0.3
+    # no gain at all never counts as "twice re-ranking's gain"
+    assert not summarize([_run("diffusion", 0, 0.3, 0.3, 0.3, 0.3)])["diffusion"]["goal_twice_rerank_gain"]
