@@ -10,25 +10,19 @@ from one shared pretraining (demonstrations, BC, offline critic).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
+from benchmarks import learning_grid
 from robot_parl import typed_config
-from robot_parl.checkpoint import atomic_write
-from robot_parl.eval.curves import plot_success_curves
 from robot_parl.eval.rollouts import Rollout, run_episodes
 from robot_parl.models.bc import train_bc
 from robot_parl.runtime.local_session import (
     LocalSession,
     SessionConfig,
+    bc_pairs,
     collect_demos,
     compare_methods,
     final_eval_seeds,
@@ -41,11 +35,6 @@ METHODS = ("base", "rerank", "parl", "filtered_bc")
 # PointReach setting, alpha 0.005 and 500 steps, the offline agent fell to 2-14%).
 DEFAULTS = ["env=pick", "online.episodes=150", "online.eval_episodes=50", "parl.critic.cql_alpha=1.0",
             "parl.schedule.offline_steps=1500"]
-
-
-def _pairs(rollouts: list[Rollout]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    obs = {k: torch.as_tensor(np.concatenate([r.obs[k][:-1] for r in rollouts])) for k in rollouts[0].obs}
-    return obs, torch.as_tensor(np.concatenate([r.actions for r in rollouts]))
 
 
 def filtered_bc(cfg: SessionConfig, pretrained: Path, out_dir: Path, final_episodes: int) -> dict:
@@ -66,7 +55,7 @@ def filtered_bc(cfg: SessionConfig, pretrained: Path, out_dir: Path, final_episo
         rollouts = run_episodes(session.train_env, seeds, session.act_policy)
         done += chunk
         successes += [r for r in rollouts if r.success]
-        obs, actions = _pairs(demos + successes)
+        obs, actions = bc_pairs(demos + successes)
         train_bc(session.policy, obs, actions, sum(len(r) for r in rollouts), cfg.demos.bc_batch_size,
                  session.agent.generator)
         curve.append({"online_episodes": done, "agent_success": session.evaluate(session.act_policy),
@@ -104,35 +93,20 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--json", required=True, help="where to write the results (a PNG goes next to it)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--policies", nargs="+", default=["diffusion", "autoregressive"])
-    parser.add_argument("--final-episodes", type=int, default=200)
-    parser.add_argument("--quick", action="store_true", help="one seed, one policy, a short budget (smoke run)")
-    parser.add_argument("overrides", nargs="*", help="dotted SessionConfig overrides")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    p = learning_grid.parser(__doc__)
+    p.add_argument("--final-episodes", type=int, default=200)
+    args = p.parse_args()
     overrides = [*DEFAULTS, *args.overrides]
     seeds, policies, final_episodes = args.seeds, args.policies, args.final_episodes
     if args.quick:
         seeds, policies, final_episodes = seeds[:1], policies[:1], min(final_episodes, 50)
         overrides = [*DEFAULTS, "online.episodes=20", "online.eval_every=10", "online.eval_episodes=20",
                      "demos.bc_steps=300", "parl.schedule.offline_steps=100", *args.overrides]
-    runs = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in policies:
-            for seed in seeds:
-                cfg = typed_config.load(SessionConfig, overrides=[f"seed={seed}", f"policy.kind={kind}", *overrides])
-                print(f"== {kind}, seed {seed}", flush=True)
-                runs.append(run_seed(cfg, Path(tmp) / f"{kind}_{seed}", final_episodes))
-    summary = summarize(runs)
+    runs, cfg = learning_grid.run_grid(policies, seeds, overrides,
+                                       lambda c, out_dir: run_seed(c, out_dir, final_episodes))
     out = {"benchmark": "parl_sim", "config": typed_config.to_dict(cfg), "overrides": overrides,
-           "final_episodes": final_episodes, "summary": summary, "runs": runs}
-    atomic_write(args.json, lambda f: f.write(json.dumps(out, indent=1)), mode="w")
-    curves = {f"{r['policy']} s{r['seed']} {m}": r[m] for r in runs for m in ("parl", "rerank", "filtered_bc")}
-    plot_success_curves(curves, Path(args.json).with_suffix(".png"), "Pick (state): PA-RL vs baselines")
-    print(json.dumps(summary, indent=1))
+           "final_episodes": final_episodes, "summary": summarize(runs), "runs": runs}
+    learning_grid.write_results(args.json, out, ("parl", "rerank", "filtered_bc"), "Pick (state): PA-RL vs baselines")
 
 
 if __name__ == "__main__":

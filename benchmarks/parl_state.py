@@ -6,18 +6,11 @@ and seed, with success curves on fixed evaluation layouts.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import tempfile
-from pathlib import Path
 
-import torch
-
+from benchmarks import learning_grid
 from robot_parl import typed_config
-from robot_parl.checkpoint import atomic_write
-from robot_parl.eval.curves import plot_success_curves
-from robot_parl.runtime.local_session import SessionConfig, compare_methods
+from robot_parl.runtime.local_session import compare_methods
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -45,34 +38,17 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--json", required=True, help="where to write the results")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--policies", nargs="+", default=["diffusion", "autoregressive"])
-    parser.add_argument("--quick", action="store_true", help="one seed, one policy, a short budget (smoke run)")
-    parser.add_argument("overrides", nargs="*", help="dotted SessionConfig overrides")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    args = learning_grid.parser(__doc__).parse_args()
     overrides = list(args.overrides)
     seeds, policies = args.seeds, args.policies
     if args.quick:
         seeds, policies = seeds[:1], policies[:1]
         overrides = ["online.episodes=40", "online.eval_every=20", "demos.bc_steps=500",
                      "parl.schedule.offline_steps=200", *overrides]
-    runs = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in policies:
-            for seed in seeds:
-                cfg = typed_config.load(SessionConfig, overrides=[f"seed={seed}", f"policy.kind={kind}", *overrides])
-                print(f"== {kind}, seed {seed}", flush=True)
-                runs.append(compare_methods(cfg, Path(tmp) / f"{kind}_{seed}"))
-    summary = summarize(runs)
+    runs, cfg = learning_grid.run_grid(policies, seeds, overrides, compare_methods)
     out = {"benchmark": "parl_state", "config": typed_config.to_dict(cfg), "overrides": overrides,
-           "summary": summary, "runs": runs}
-    atomic_write(args.json, lambda f: f.write(json.dumps(out, indent=1)), mode="w")
-    curves = {f"{r['policy']} s{r['seed']} {m}": r[m] for r in runs for m in ("parl", "rerank")}
-    plot_success_curves(curves, Path(args.json).with_suffix(".png"), "PointReach: PA-RL vs re-ranking")
-    print(json.dumps(summary, indent=1))
+           "summary": summarize(runs), "runs": runs}
+    learning_grid.write_results(args.json, out, ("parl", "rerank"), "PointReach: PA-RL vs re-ranking")
 
 
 if __name__ == "__main__":

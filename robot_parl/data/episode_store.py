@@ -84,6 +84,15 @@ _COLUMNS = {"start": "int64", "end": "int64", "success": "bool", "source": "uint
             "keys": str}
 
 
+def _row_info(index: int, row: dict) -> EpisodeInfo:
+    """An episode-table row as stored (source as its index, optional keys as JSON) -> EpisodeInfo."""
+    return EpisodeInfo(index=index, start=int(row["start"]), end=int(row["end"]), success=bool(row["success"]),
+                       source=SOURCES[int(row["source"])], policy_version=int(row["policy_version"]),
+                       critic_version=int(row["critic_version"]), instruction=str(row["instruction"]),
+                       wall_start=float(row["wall_start"]), wall_end=float(row["wall_end"]),
+                       keys=tuple(json.loads(str(row["keys"]))))
+
+
 def _schema_from_attrs(raw: dict) -> dict[str, KeySpec]:
     return {k: KeySpec(v["dtype"], tuple(v["shape"]), v["optional"]) for k, v in raw.items()}
 
@@ -140,12 +149,7 @@ class EpisodeStore:
         if not 0 <= index < self.num_episodes:
             raise IndexError(f"episode {index} is not committed (the store has {self.num_episodes})")
         table = self.root["meta/episodes"]
-        row = {c: table[c][index] for c in _COLUMNS}
-        return EpisodeInfo(index=index, start=int(row["start"]), end=int(row["end"]), success=bool(row["success"]),
-                           source=SOURCES[int(row["source"])], policy_version=int(row["policy_version"]),
-                           critic_version=int(row["critic_version"]), instruction=str(row["instruction"]),
-                           wall_start=float(row["wall_start"]), wall_end=float(row["wall_end"]),
-                           keys=tuple(json.loads(str(row["keys"]))))
+        return _row_info(index, {c: table[c][index] for c in _COLUMNS})
 
     def episodes(self) -> list[EpisodeInfo]:
         """Every committed episode's row."""
@@ -188,6 +192,8 @@ class EpisodeWriter:
         committed = self.root.attrs["committed"]
         self.episodes, self.frames = committed["episodes"], committed["frames"]
         self.dropped_frames = self._drop_partial()
+        for leftover in self.path.rglob("*.partial"):  # a killed writer's unfinished chunk files
+            leftover.unlink(missing_ok=True)
         self._recording: _Recording | None = None
 
     def _drop_partial(self) -> int:
@@ -202,8 +208,6 @@ class EpisodeWriter:
             arr = self.root[f"meta/episodes/{column}"]
             if arr.shape[0] > self.episodes:
                 arr.resize((self.episodes,))
-        for leftover in self.path.rglob("*.partial"):
-            leftover.unlink(missing_ok=True)
         return dropped
 
     def begin(self, source: Source, instruction: str = "", policy_version: int = 0, critic_version: int = 0,
@@ -234,7 +238,7 @@ class EpisodeWriter:
             value = np.asarray(frame[key])
             if value.shape != spec.shape:
                 raise StoreError(f"{key!r} has shape {value.shape}, expected {spec.shape}")
-            if value.dtype != np.dtype(spec.dtype) and not np.can_cast(value.dtype, spec.dtype, "same_kind"):
+            if not np.can_cast(value.dtype, spec.dtype, "same_kind"):
                 raise StoreError(f"{key!r} has dtype {value.dtype}, expected {spec.dtype}")
             if value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise StoreError(f"{key!r} contains NaN or infinite values")
@@ -280,10 +284,7 @@ class EpisodeWriter:
         self.root.attrs["committed"] = {"episodes": index + 1, "frames": end}  # the commit point
         self.episodes, self.frames = index + 1, end
         self._recording = None
-        return EpisodeInfo(index=index, start=start, end=end, success=bool(success), source=rec.source,
-                           policy_version=rec.policy_version, critic_version=rec.critic_version,
-                           instruction=rec.instruction, wall_start=rec.wall_start, wall_end=row["wall_end"],
-                           keys=rec.optional_keys)
+        return _row_info(index, row)
 
     def discard(self) -> None:
         """Drop the episode being recorded; frames already flushed are cut back."""

@@ -154,6 +154,12 @@ def _torch_obs(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.as_tensor(v) for k, v in obs.items()}
 
 
+def bc_pairs(rollouts: list[Rollout]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Every (observation, action) pair of the rollouts, concatenated, for behaviour cloning."""
+    obs = _torch_obs({k: np.concatenate([r.obs[k][:-1] for r in rollouts]) for k in rollouts[0].obs})
+    return obs, torch.as_tensor(np.concatenate([r.actions for r in rollouts]))
+
+
 def to_episode(rollout: Rollout, candidates: torch.Tensor, version: int) -> Episode:
     """A finished rollout as a replay episode with its candidates."""
     return Episode(_torch_obs(rollout.obs), torch.as_tensor(rollout.actions), torch.as_tensor(rollout.rewards),
@@ -202,8 +208,7 @@ class LocalSession:
         """Demonstrations -> BC -> offline critic. Returns the success rates along the way."""
         cfg = self.cfg
         demos = collect_demos(cfg)
-        obs = _torch_obs({k: np.concatenate([r.obs[k][:-1] for r in demos]) for k in demos[0].obs})
-        actions = torch.as_tensor(np.concatenate([r.actions for r in demos]))
+        obs, actions = bc_pairs(demos)
         counter = {"n": 0}
 
         def tick(phase: str, total: int):

@@ -1,0 +1,50 @@
+"""What the learning benchmarks share: their command line, the policy x seed grid, and the JSON + PNG output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from robot_parl import typed_config
+from robot_parl.checkpoint import atomic_write
+from robot_parl.eval.curves import plot_success_curves
+from robot_parl.runtime.local_session import SessionConfig
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """--json, --seeds, --policies, --quick and dotted SessionConfig overrides."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--json", required=True, help="where to write the results (a PNG goes next to it)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--policies", nargs="+", default=["diffusion", "autoregressive"])
+    p.add_argument("--quick", action="store_true", help="one seed, one policy, a short budget (smoke run)")
+    p.add_argument("overrides", nargs="*", help="dotted SessionConfig overrides")
+    return p
+
+
+def run_grid(policies: list[str], seeds: list[int], overrides: list[str],
+             run: Callable[[SessionConfig, Path], dict]) -> tuple[list[dict], SessionConfig]:
+    """``run`` once per policy class and seed (1 CPU thread); returns the runs and the last config."""
+    torch.set_num_threads(1)
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in policies:
+            for seed in seeds:
+                cfg = typed_config.load(SessionConfig, overrides=[f"seed={seed}", f"policy.kind={kind}", *overrides])
+                print(f"== {kind}, seed {seed}", flush=True)
+                runs.append(run(cfg, Path(tmp) / f"{kind}_{seed}"))
+    return runs, cfg
+
+
+def write_results(path: str, out: dict, curve_methods: tuple[str, ...], title: str) -> None:
+    """The JSON (``out`` holds "runs" and "summary") and one success curve per run and method as PNG."""
+    atomic_write(path, lambda f: f.write(json.dumps(out, indent=1)), mode="w")
+    runs = out["runs"]
+    curves = {f"{r['policy']} s{r['seed']} {m}": r[m] for r in runs for m in curve_methods}
+    plot_success_curves(curves, Path(path).with_suffix(".png"), title)
+    print(json.dumps(out["summary"], indent=1))
