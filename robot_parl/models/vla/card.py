@@ -1,0 +1,49 @@
+"""The VLA's policy card (policies/*.yaml): weights, precision, LoRA, optimizer, sampling, prompt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from robot_parl.models.vla.sampler import SamplerConfig
+from robot_parl.typed_config import require
+
+
+@dataclass
+class LoRASettings:
+    """LoRA on every linear layer except ``lm_head``; embeddings are never trained or saved."""
+
+    r: int = 32
+    alpha: int = 16
+    dropout: float = 0.0
+
+    def validate(self) -> None:
+        require(self.r >= 1, "r", "an integer >= 1", self.r)
+        require(0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)", self.dropout)
+
+
+@dataclass
+class VLACard:
+    """Everything about a VLA policy; ``parl`` overrides ParlConfig defaults for it (OpenVLA: N=8, k=4)."""
+
+    checkpoint: str = ""
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    # "4bit" (NF4) and "8bit" quantize the LM's decoder layers with bitsandbytes; adapters stay unmerged.
+    quantization: Literal["none", "8bit", "4bit"] = "none"
+    device: str = "cpu"
+    # Which dataset's statistics in the checkpoint's norm_stats map actions to robot units.
+    unnorm_key: str | None = None
+    camera: str = "front"
+    # Used when observations carry no instruction (a single-task session).
+    instruction: str = ""
+    # Tower hyperparameters for timm ids this project does not know (see towers.KNOWN_TOWERS).
+    vision_towers: list[dict[str, Any]] | None = None
+    lora: LoRASettings = field(default_factory=LoRASettings)
+    lr: float = 5e-4
+    grad_clip: float = 1.0
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    parl: dict[str, Any] = field(default_factory=lambda: {"num_samples": 8, "top_k": 4})
+
+    def validate(self) -> None:
+        require(bool(self.checkpoint), "checkpoint", "the path of an OpenVLA checkpoint directory", self.checkpoint)
+        require(self.lr > 0, "lr", "a positive number", self.lr)

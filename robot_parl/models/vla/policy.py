@@ -1,0 +1,262 @@
+"""VLAPolicy: an OpenVLA-compatible VLA as a PA-RL base policy (sample, sl_update, LoRA sync, export).
+
+Actions are OpenVLA's normalized actions in [-1, 1] (the bin centres of the action tokens); the
+checkpoint's q01/q99 statistics map them to robot units (:meth:`VLAPolicy.unnormalize`). Training only
+touches a LoRA adapter; ``sync_state`` is that adapter, copied in place into a live actor's model.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from torch import nn
+
+from robot_parl.checkpoint import load_tree, save_tree
+from robot_parl.models.base import _check_actions
+from robot_parl.models.encoders import Obs
+from robot_parl.models.vla.actions import ActionNormalizer, ActionTokenizer
+from robot_parl.models.vla.card import LoRASettings, VLACard
+from robot_parl.models.vla.checkpoint import build_model, load_weights, write_checkpoint
+from robot_parl.models.vla.image import preprocess
+from robot_parl.models.vla.model import IGNORE_INDEX, OpenVLAModel, VLAConfig
+from robot_parl.models.vla.prompt import EOS_ID, SPACE_ID, load_tokenizer, prompt_ids
+from robot_parl.models.vla.quantize import quantize_decoder
+from robot_parl.models.vla.sampler import CandidateSampler, SamplerConfig, pad_prompts
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class VLASamples:
+    """Candidates with the VLA's own outputs: token ids and log-probs [B, N, A], actions [B, N, A] in [-1, 1]."""
+
+    token_ids: torch.Tensor
+    log_probs: torch.Tensor
+    actions: torch.Tensor
+
+
+def lora_targets(model: nn.Module) -> list[str]:
+    """Names of every linear layer (quantized ones included) except ``lm_head``."""
+    return [name for name, m in model.named_modules()
+            if isinstance(m, nn.Linear) and not name.endswith("lm_head")]
+
+
+class VLAPolicy:
+    """An OpenVLA-compatible VLA with a LoRA adapter, implementing the BasePolicy protocol."""
+
+    def __init__(self, model: OpenVLAModel, tokenizer, card: VLACard, checkpoint_dir: str | Path):
+        self.card = card
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.config: VLAConfig = model.config
+        self.tokenizer = tokenizer
+        self.normalizer = ActionNormalizer.from_norm_stats(self.config.norm_stats, card.unnorm_key)
+        self.action_dim = self.normalizer.action_dim
+        self.action_tokens = ActionTokenizer(self.config.vocab_size, self.config.n_action_bins)
+        self.lora_config = LoraConfig(r=card.lora.r, lora_alpha=card.lora.alpha, lora_dropout=card.lora.dropout,
+                                      target_modules=lora_targets(model), bias="none")
+        self._peft = get_peft_model(model, self.lora_config)
+        self.model = model  # the LoRA layers are injected in place: model's forward runs with the adapter
+        self.device = model.language_model.lm_head.weight.device
+        first = self.action_tokens.first_id
+        self.sampler = CandidateSampler(model, torch.arange(first, first + self.config.n_action_bins))
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.updates = 0
+
+    # construction ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path, dtype: str | torch.dtype = "bfloat16", quantization: str = "none",
+                        device: str = "cpu", vision_towers: Sequence[Mapping] | None = None,
+                        card: VLACard | None = None) -> VLAPolicy:
+        """Load an OpenVLA checkpoint directory (config.json with norm_stats, safetensors, tokenizer).
+
+        ``card`` supplies the remaining settings (LoRA, optimizer, camera, sampling); its checkpoint,
+        dtype, quantization, device and vision_towers are replaced by the arguments given here.
+        """
+        dtype_name = dtype if isinstance(dtype, str) else next(k for k, v in _DTYPES.items() if v == dtype)
+        if dtype_name not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        card = card or VLACard(checkpoint=str(directory))
+        towers = vision_towers if vision_towers is not None else card.vision_towers
+        card = VLACard(**{**card.__dict__, "checkpoint": str(directory), "dtype": dtype_name,
+                          "quantization": quantization, "device": device,
+                          "vision_towers": [dict(t) for t in towers] if towers is not None else None})
+        torch_dtype = _DTYPES[dtype_name]
+        cfg = VLAConfig.read(directory, towers)
+        model = build_model(cfg, torch_dtype)
+        load_weights(model, directory, torch_dtype)
+        quantize_decoder(model.language_model.model, card.quantization, torch_dtype)
+        model.requires_grad_(False)
+        model.to(device).eval()
+        return cls(model, load_tokenizer(directory), card, directory)
+
+    @classmethod
+    def from_card(cls, card: VLACard) -> VLAPolicy:
+        """Load the checkpoint a policy card names, with the card's precision and device."""
+        return cls.from_checkpoint(card.checkpoint, card.dtype, card.quantization, card.device, card=card)
+
+    # inputs ---------------------------------------------------------------------------------------
+
+    def preprocess(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 image(s) [H, W, 3] or [B, H, W, 3] -> pixel_values [B, 6, S, S] (S = 224 for OpenVLA)."""
+        return preprocess(image, self.config.image_size).to(self.device)
+
+    def _instructions(self, obs: Obs, batch: int) -> list[str]:
+        given = obs.get("instruction")
+        if given is None or given == "":
+            if not self.card.instruction:
+                raise ValueError("observations carry no 'instruction' and the policy card sets none")
+            return [self.card.instruction] * batch
+        texts = [given] * batch if isinstance(given, str) else list(given)
+        if len(texts) != batch:
+            raise ValueError(f"{len(texts)} instructions for {batch} images")
+        return texts
+
+    def _inputs(self, obs: Obs) -> tuple[list[list[int]], torch.Tensor]:
+        images = obs.get("images", {})
+        if self.card.camera not in images:
+            raise KeyError(f"observation has no image from camera {self.card.camera!r} (has {sorted(images)}); "
+                           f"set 'camera' in the policy card")
+        pixels = self.preprocess(images[self.card.camera])
+        prompts = [prompt_ids(self.tokenizer, text) for text in self._instructions(obs, pixels.shape[0])]
+        return prompts, pixels
+
+    # sampling -------------------------------------------------------------------------------------
+
+    def sample_with_info(self, obs: Obs, n: int, generator: torch.Generator | None = None,
+                         sampler: SamplerConfig | None = None) -> VLASamples:
+        """n candidates per state with their token ids and log-probs (image and prompt run once per state)."""
+        prompts, pixels = self._inputs(obs)
+        self.model.eval()
+        tokens = self.sampler.sample(prompts, pixels, n, self.action_dim, sampler or self.card.sampler, generator)
+        actions = torch.from_numpy(self.action_tokens.decode(tokens.token_ids.cpu().numpy())).float()
+        return VLASamples(tokens.token_ids, tokens.log_probs, actions)
+
+    def sample(self, obs: Obs, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n candidate actions per state: [B, n, A] in [-1, 1]."""
+        return self.sample_with_info(obs, n, generator).actions
+
+    def unnormalize(self, actions: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Normalized actions [..., A] -> robot units (the checkpoint's q01/q99 where the mask is set)."""
+        if isinstance(actions, torch.Tensor):
+            actions = actions.detach().cpu().numpy()
+        return self.normalizer.unnormalize(actions)
+
+    @torch.no_grad()
+    def predict_action(self, input_ids: torch.Tensor, pixel_values: torch.Tensor, unnorm_key: str | None = None,
+                       greedy: bool = True) -> np.ndarray:
+        """OpenVLA's predict_action: batch 1, full-vocabulary decoding, un-normalized action [A]."""
+        ids = [int(i) for i in torch.as_tensor(input_ids).reshape(-1)]
+        if ids[-1] != SPACE_ID:
+            ids.append(SPACE_ID)
+        cfg = SamplerConfig(temperature=0.0 if greedy else 1.0)
+        tokens = self.sampler.sample([ids], pixel_values, 1, self.action_dim, cfg, vocabulary="full")
+        normalizer = self.normalizer if unnorm_key is None else \
+            ActionNormalizer.from_norm_stats(self.config.norm_stats, unnorm_key)
+        return normalizer.unnormalize(self.action_tokens.decode(tokens.token_ids[0, 0].cpu().numpy()))
+
+    # training -------------------------------------------------------------------------------------
+
+    def _trainable(self) -> dict[str, nn.Parameter]:
+        return {name: p for name, p in self.model.named_parameters() if "lora_" in name}
+
+    def loss(self, obs: Obs, actions: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the action tokens and EOS after the prompt (OpenVLA's fine-tuning loss)."""
+        prompts, pixels = self._inputs(obs)
+        tokens = self.action_tokens.encode(actions.detach().cpu().numpy())
+        sequences = [p + [int(t) for t in row] + [EOS_ID] for p, row in zip(prompts, tokens)]
+        ids, mask = pad_prompts(sequences, self.device)
+        labels = ids.masked_fill(mask == 0, IGNORE_INDEX)
+        for i, p in enumerate(prompts):
+            labels[i, : len(p)] = IGNORE_INDEX
+        return self.model(ids, mask, pixels, labels=labels).loss
+
+    def sl_update(self, obs: Obs, actions: torch.Tensor) -> dict[str, float]:
+        """One LoRA step of the action-token cross-entropy towards ``actions`` [B, A] in [-1, 1]."""
+        _check_actions(actions, self.action_dim)
+        params = list(self._trainable().values())
+        if self.optimizer is None:
+            self.optimizer = torch.optim.AdamW(params, lr=self.card.lr)
+        self.model.train()
+        for p in params:
+            p.requires_grad_(True)
+        loss = self.loss(obs, actions)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"VLA loss is {loss.item()}; refusing to step")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(params, self.card.grad_clip)
+        self.optimizer.step()
+        self.model.eval()
+        self.updates += 1
+        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+
+    # weights --------------------------------------------------------------------------------------
+
+    def sync_state(self) -> dict[str, torch.Tensor]:
+        """The LoRA adapter (all an actor needs: the base weights never change)."""
+        return {name: p.detach().clone() for name, p in self._trainable().items()}
+
+    def load_sync_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Copy an adapter into the live model in place (between control steps; quantized bases too)."""
+        own = self._trainable()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = sorted(f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in set(own) & set(state)
+                       if own[k].shape != state[k].shape)
+        if missing or unexpected or wrong:
+            raise ValueError(f"adapter does not fit this VLA ({self.checkpoint_dir}, LoRA r={self.card.lora.r}): "
+                             f"missing {missing[:3]} ({len(missing)}), unexpected {unexpected[:3]} "
+                             f"({len(unexpected)}), wrong shapes {wrong[:3]} ({len(wrong)})")
+        with torch.no_grad():
+            for name, p in own.items():
+                p.copy_(state[name])
+
+    def save(self, directory: str | Path) -> None:
+        """Adapter, optimizer state and update count (the base weights stay in the checkpoint directory)."""
+        tree = {"adapter": self.sync_state(), "updates": self.updates,
+                "optimizer": self.optimizer.state_dict() if self.optimizer is not None else {}}
+        save_tree(Path(directory) / "policy.safetensors", tree)
+
+    def load(self, directory: str | Path) -> None:
+        """Restore what :meth:`save` wrote."""
+        tree = load_tree(Path(directory) / "policy.safetensors")
+        self.load_sync_state(tree["adapter"])
+        self.updates = tree["updates"]
+        if tree["optimizer"]:
+            self.optimizer = torch.optim.AdamW(list(self._trainable().values()), lr=self.card.lr)
+            self.optimizer.load_state_dict(tree["optimizer"])
+
+    def export_adapter(self, directory: str | Path) -> Path:
+        """The adapter as a PEFT adapter directory (adapter_config.json, adapter_model.safetensors)."""
+        self._peft.save_pretrained(str(directory), save_embedding_layers=False)
+        return Path(directory)
+
+    def export_merged(self, directory: str | Path, dtype: str = "bfloat16") -> Path:
+        """The fine-tuned policy as a plain OpenVLA checkpoint, merged on a freshly loaded unquantized base."""
+        torch_dtype = _DTYPES[dtype]
+        base = build_model(self.config, torch_dtype)
+        load_weights(base, self.checkpoint_dir, torch_dtype)
+        merged = get_peft_model(base, self.lora_config)
+        set_peft_model_state_dict(merged, get_peft_model_state_dict(self._peft, save_embedding_layers=False))
+        state = merged.merge_and_unload().state_dict()
+        write_checkpoint(state, self.config, directory)
+        for path in self.checkpoint_dir.iterdir():
+            if path.name.startswith(("tokenizer", "special_tokens_map", "added_tokens")):
+                shutil.copy2(path, Path(directory) / path.name)
+        return Path(directory)
+
+
+def lora_parameter_count(model: nn.Module, lora: LoRASettings) -> int:
+    """How many parameters a LoRA adapter of ``lora`` adds to ``model`` (works on the meta device)."""
+    total = 0
+    for name in lora_targets(model):
+        m = model.get_submodule(name)
+        total += lora.r * (m.in_features + m.out_features)
+    return total

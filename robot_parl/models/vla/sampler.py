@@ -1,0 +1,127 @@
+"""Fast candidate sampling: the image and prompt run once, the KV cache is shared by N candidates.
+
+transformers' ``generate()`` on N copies of a VLA prompt computes the image towers, the whole prompt
+and full-vocabulary logits at every prompt position N times. Here the prefix (BOS, image patches,
+prompt) runs once per state, its KV cache is repeated N times, and each of the action dimensions takes
+one decode step whose logits are computed only for the 256 action tokens (or the full vocabulary, to
+mirror OpenVLA's ``predict_action``). Prompts of different lengths are right-padded; every decode step
+gets explicit positions, and the padded cache slots are masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from robot_parl.models.vla.model import OpenVLAModel
+from robot_parl.models.vla.prompt import PAD_ID
+
+Vocabulary = Literal["actions", "full"]
+
+
+@dataclass
+class SamplerConfig:
+    """How tokens are drawn: ``temperature`` 0 is greedy; ``token_top_k`` 0 keeps every token."""
+
+    temperature: float = 1.0
+    token_top_k: int = 0
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.token_top_k < 0:
+            raise ValueError(f"token_top_k must be >= 0, got {self.token_top_k}")
+
+
+@dataclass
+class TokenSamples:
+    """Sampled tokens per state and candidate: ids and log-probs [B, N, steps]."""
+
+    token_ids: torch.Tensor
+    log_probs: torch.Tensor
+
+
+def choose_tokens(logits: torch.Tensor, cfg: SamplerConfig,
+                  generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row of ``logits`` [R, V]: (column index [R], log-prob [R]).
+
+    The log-prob is under the distribution actually sampled from (temperature and top-k applied;
+    temperature 1 when greedy). Sampling is Gumbel-max with noise [R, V] drawn from ``generator``, so
+    the same generator state gives the same tokens whichever path computed the logits.
+    """
+    logits = logits.float()
+    scaled = logits / cfg.temperature if cfg.temperature > 0 else logits
+    if 0 < cfg.token_top_k < scaled.shape[-1]:
+        kth = scaled.topk(cfg.token_top_k, dim=-1).values[:, -1:]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    log_probs = torch.log_softmax(scaled, dim=-1)
+    if cfg.temperature == 0:
+        index = scaled.argmax(dim=-1)
+    else:
+        uniform = torch.rand(scaled.shape, generator=generator, device=scaled.device).clamp_(min=1e-20)
+        index = (log_probs - torch.log(-torch.log(uniform))).argmax(dim=-1)
+    return index, log_probs.gather(1, index[:, None])[:, 0]
+
+
+def pad_prompts(prompts: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded input_ids [B, T] (PAD) and attention_mask [B, T]."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), PAD_ID, dtype=torch.long, device=device)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
+    for i, p in enumerate(prompts):
+        ids[i, : len(p)] = torch.tensor(p, dtype=torch.long, device=device)
+        mask[i, : len(p)] = 1
+    return ids, mask
+
+
+class CandidateSampler:
+    """Draws ``n`` token sequences per state from one prefix pass and a shared, repeated KV cache."""
+
+    def __init__(self, model: OpenVLAModel, action_ids: torch.Tensor):
+        self.model = model
+        self.action_ids = action_ids  # the 256 action token ids, in column order
+
+    def _logits(self, hidden: torch.Tensor, vocabulary: Vocabulary) -> torch.Tensor:
+        weight = self.model.language_model.lm_head.weight
+        if vocabulary == "full":
+            return self.model.language_model.lm_head(hidden)
+        return hidden @ weight[self.action_ids.to(weight.device)].T
+
+    def _ids(self, index: torch.Tensor, vocabulary: Vocabulary) -> torch.Tensor:
+        return index if vocabulary == "full" else self.action_ids.to(index.device)[index]
+
+    @torch.no_grad()
+    def sample(self, prompts: list[list[int]], pixel_values: torch.Tensor, n: int, steps: int, cfg: SamplerConfig,
+               generator: torch.Generator | None = None, vocabulary: Vocabulary = "actions") -> TokenSamples:
+        """``steps`` tokens for each of ``n`` candidates per prompt (prompts end with the "▁" token)."""
+        if len(prompts) != pixel_values.shape[0]:
+            raise ValueError(f"{len(prompts)} prompts but {pixel_values.shape[0]} images")
+        lm = self.model.language_model
+        device = lm.lm_head.weight.device
+        ids, mask = pad_prompts(prompts, device)
+        embeds, mask = self.model.embed(ids, pixel_values.to(device), mask)
+        lengths = mask.sum(dim=1)  # real positions per row; with right padding the next position is this
+        positions = torch.arange(embeds.shape[1], device=device)[None].expand(len(prompts), -1)
+        out = lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True)
+        cache = out.past_key_values
+        hidden = out.last_hidden_state[torch.arange(len(prompts), device=device), lengths - 1]
+        cache.batch_repeat_interleave(n)
+        hidden = hidden.repeat_interleave(n, dim=0)
+        mask = mask.repeat_interleave(n, dim=0)
+        position = lengths.repeat_interleave(n, dim=0)[:, None]
+        tokens, log_probs = [], []
+        for step in range(steps):
+            index, log_prob = choose_tokens(self._logits(hidden, vocabulary), cfg, generator)
+            token = self._ids(index, vocabulary)
+            tokens.append(token)
+            log_probs.append(log_prob)
+            if step == steps - 1:
+                break
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+            out = lm.model(inputs_embeds=lm.get_input_embeddings()(token[:, None]), attention_mask=mask,
+                           position_ids=position + step, past_key_values=cache, use_cache=True)
+            hidden = out.last_hidden_state[:, -1]
+        shape = (len(prompts), n, steps)
+        return TokenSamples(torch.stack(tokens, 1).view(shape), torch.stack(log_probs, 1).view(shape))
