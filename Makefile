@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: the CPU build here; everything after must accept it.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[learn,sim,dev]"
+	$(PY) -m pip install -q -e ".[learn,vla,sim,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.parl_state --json benchmarks/results/parl_state.json
 	$(PY) -m benchmarks.protocol --json benchmarks/results/protocol.json
 	$(PY) -m benchmarks.sim --json benchmarks/results/sim.json
+	$(PY) -m benchmarks.vla_sampling --json benchmarks/results/vla_sampling.json
 	$(PY) -m benchmarks.parl_sim --json benchmarks/results/parl_sim.json
 
 lint: $(STAMP)

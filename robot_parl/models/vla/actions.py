@@ -47,7 +47,7 @@ class ActionNormalizer:
         try:
             self.q01 = np.asarray(stats["q01"], dtype=np.float64)
             self.q99 = np.asarray(stats["q99"], dtype=np.float64)
-        except KeyError as err:
+        except KeyError:
             raise ValueError(f"action statistics need q01 and q99, got keys {sorted(stats)}") from None
         self.mask = np.asarray(stats.get("mask", np.ones_like(self.q01, dtype=bool)), dtype=bool)
         if not (self.q01.shape == self.q99.shape == self.mask.shape) or self.q01.ndim != 1:

@@ -58,7 +58,8 @@ def check_weights(model: OpenVLAModel, shapes: Mapping[str, tuple[int, ...]], so
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(own) - set(shapes))
     unexpected = sorted(set(shapes) - set(own))
-    wrong = sorted(f"{k}: checkpoint {shapes[k]}, model {own[k]}" for k in set(own) & set(shapes) if own[k] != shapes[k])
+    wrong = sorted(f"{k}: checkpoint {shapes[k]}, model {own[k]}"
+                   for k in set(own) & set(shapes) if own[k] != shapes[k])
     if missing or unexpected or wrong:
         def show(items: list[str]) -> str:
             return f"{len(items)} {items[:8]}{' ...' if len(items) > 8 else ''}"
@@ -122,15 +123,15 @@ def write_checkpoint(state: Mapping[str, torch.Tensor], cfg: VLAConfig, director
     return directory
 
 
-def tiny_config(norm_stats: Mapping | None = None, hidden_size: int = 64, layers: int = 2,
+def tiny_config(norm_stats: Mapping | None = None, hidden_size: int = 64, layers: int = 2, head_dim: int = 16,
                 towers: Sequence[TowerSpec] | None = None, image_size: int = 224) -> VLAConfig:
-    """A tiny OpenVLA-architecture config with the real 32064-token vocabulary (for CI and demos)."""
+    """A small OpenVLA-architecture config with the real 32064-token vocabulary (tiny by default: CI, demos)."""
     towers = tuple(towers or (TowerSpec(32, 3, 2, 14, 64, num_registers=4, layer_scale=True, pool="token"),
                               TowerSpec(48, 3, 3, 14, 80, pool="map")))
     stats = dict(norm_stats or {"default": {"action": default_action_stats()}})
     text = {"model_type": "llama", "vocab_size": 32064, "hidden_size": hidden_size,
             "intermediate_size": 2 * hidden_size, "num_hidden_layers": layers,
-            "num_attention_heads": max(1, hidden_size // 16), "num_key_value_heads": max(1, hidden_size // 16),
+            "num_attention_heads": hidden_size // head_dim, "num_key_value_heads": hidden_size // head_dim,
             "pad_token_id": 32000, "max_position_embeddings": 1024}
     raw = {"model_type": "openvla", "arch_specifier": "no-align+fused-gelu-mlp",
            "image_resize_strategy": "resize-naive", "use_fused_vision_backbone": True}

@@ -133,7 +133,6 @@ class VLAPolicy:
                          sampler: SamplerConfig | None = None) -> VLASamples:
         """n candidates per state with their token ids and log-probs (image and prompt run once per state)."""
         prompts, pixels = self._inputs(obs)
-        self.model.eval()
         tokens = self.sampler.sample(prompts, pixels, n, self.action_dim, sampler or self.card.sampler, generator)
         actions = torch.from_numpy(self.action_tokens.decode(tokens.token_ids.cpu().numpy())).float()
         return VLASamples(tokens.token_ids, tokens.log_probs, actions)

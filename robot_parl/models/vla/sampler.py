@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from transformers import StaticCache
 
 from robot_parl.models.vla.model import OpenVLAModel
 from robot_parl.models.vla.prompt import PAD_ID
@@ -82,6 +83,24 @@ class CandidateSampler:
     def __init__(self, model: OpenVLAModel, action_ids: torch.Tensor):
         self.model = model
         self.action_ids = action_ids  # the 256 action token ids, in column order
+        self._buffers: dict[tuple[int, str], torch.Tensor] = {}
+
+    def _repeat_cache(self, cache: StaticCache, n: int) -> None:
+        """Repeat each state's cache rows n times, into buffers kept between calls.
+
+        Fresh CPU memory of this size is page-faulted in on every call, which cost more than the
+        decoding itself; an actor samples with the same shapes at every control step.
+        """
+        for i, layer in enumerate(cache.layers):
+            for attr in ("keys", "values"):
+                src = getattr(layer, attr)
+                shape = (src.shape[0] * n, *src.shape[1:])
+                buf = self._buffers.get((i, attr))
+                if buf is None or buf.shape != shape or buf.dtype != src.dtype or buf.device != src.device:
+                    buf = self._buffers[(i, attr)] = torch.empty(shape, dtype=src.dtype, device=src.device)
+                buf.view(src.shape[0], n, *src.shape[1:]).copy_(src.unsqueeze(1).expand(-1, n, *src.shape[1:]))
+                setattr(layer, attr, buf)
+            layer.batch_size = shape[0]
 
     def _logits(self, hidden: torch.Tensor, vocabulary: Vocabulary) -> torch.Tensor:
         weight = self.model.language_model.lm_head.weight
@@ -102,13 +121,16 @@ class CandidateSampler:
         device = lm.lm_head.weight.device
         ids, mask = pad_prompts(prompts, device)
         embeds, mask = self.model.embed(ids, pixel_values.to(device), mask)
+        rows, width = mask.shape
         lengths = mask.sum(dim=1)  # real positions per row; with right padding the next position is this
-        positions = torch.arange(embeds.shape[1], device=device)[None].expand(len(prompts), -1)
-        out = lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True)
-        cache = out.past_key_values
-        hidden = out.last_hidden_state[torch.arange(len(prompts), device=device), lengths - 1]
-        cache.batch_repeat_interleave(n)
-        hidden = hidden.repeat_interleave(n, dim=0)
+        # A preallocated cache written in place: growing it by concatenation would copy it every step.
+        cache = StaticCache(config=lm.config, max_cache_len=width + steps)
+        mask = torch.cat([mask, mask.new_zeros(rows, steps)], dim=1)
+        positions = torch.arange(width, device=device)[None].expand(rows, -1)
+        out = lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                       use_cache=True)
+        hidden = out.last_hidden_state[torch.arange(rows, device=device), lengths - 1].repeat_interleave(n, dim=0)
+        self._repeat_cache(cache, n)
         mask = mask.repeat_interleave(n, dim=0)
         position = lengths.repeat_interleave(n, dim=0)[:, None]
         tokens, log_probs = [], []
@@ -119,7 +141,7 @@ class CandidateSampler:
             log_probs.append(log_prob)
             if step == steps - 1:
                 break
-            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+            mask[:, width + step] = 1
             out = lm.model(inputs_embeds=lm.get_input_embeddings()(token[:, None]), attention_mask=mask,
                            position_ids=position + step, past_key_values=cache, use_cache=True)
             hidden = out.last_hidden_state[:, -1]

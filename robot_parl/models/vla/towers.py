@@ -203,6 +203,7 @@ def check_spec_against_weights(index: int, name: str, spec: TowerSpec, shapes: M
     implied["num_registers"] = reg[1] if reg is not None else 0
     implied["layer_scale"] = shape("blocks.0.ls1.gamma") is not None
     implied["pool"] = "map" if shape("attn_pool.latent") is not None else "token"
-    wrong = [f"{k}: spec {getattr(spec, k)!r}, weights imply {v!r}" for k, v in implied.items() if getattr(spec, k) != v]
+    wrong = [f"{k}: spec {getattr(spec, k)!r}, weights imply {v!r}"
+             for k, v in implied.items() if getattr(spec, k) != v]
     if wrong:
         raise ValueError(f"vision tower {index} ({name}) does not match the checkpoint's weights: " + "; ".join(wrong))

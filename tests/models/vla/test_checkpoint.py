@@ -6,7 +6,11 @@ from safetensors.torch import load_file, save_file
 
 from robot_parl.models.vla.card import LoRASettings
 from robot_parl.models.vla.checkpoint import (
-    build_model, load_weights, tiny_config, weight_shapes, write_checkpoint,
+    build_model,
+    load_weights,
+    tiny_config,
+    weight_shapes,
+    write_checkpoint,
 )
 from robot_parl.models.vla.model import OpenVLAModel, VLAConfig
 from robot_parl.models.vla.policy import VLAPolicy, lora_parameter_count

@@ -1,5 +1,12 @@
 from robot_parl.models.vla.prompt import (
-    BOS_ID, EOS_ID, PAD_ID, SPACE_ID, load_tokenizer, prompt_ids, prompt_text, write_offline_tokenizer,
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SPACE_ID,
+    load_tokenizer,
+    prompt_ids,
+    prompt_text,
+    write_offline_tokenizer,
 )
 
 
