@@ -17,6 +17,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/robot-parl demo --out runs/demo
+	$(VENV)/bin/robot-parl demo --out runs/demo-tiny-vla --config configs/demo-tiny-vla.yaml --tiny-vla
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -25,6 +25,8 @@ def _demo(args: argparse.Namespace) -> int:
     console = Console()
     cfg = typed_config.load(SessionConfig, args.config, args.overrides)
     out = Path(args.out)
+    if args.tiny_vla:
+        _ensure_tiny_vla(cfg, console)
     console.print(f"[bold]robot-parl demo[/]: PA-RL on {cfg.env} with a {cfg.policy.kind} policy -> {out}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
@@ -58,6 +60,18 @@ def _demo(args: argparse.Namespace) -> int:
                   f"policy + critic {curve[-1]['agent_success']:.1%}")
     console.print(f"wrote {out / 'summary.json'} and {out / 'learning_curve.png'}")
     return 0
+
+
+def _ensure_tiny_vla(cfg, console) -> None:
+    """Write a tiny randomly initialised VLA where the config's VLA card points, unless one is there."""
+    from robot_parl.models.vla.checkpoint import write_random_checkpoint
+
+    if cfg.policy.kind != "vla":
+        raise SystemExit("robot-parl demo: --tiny-vla needs policy.kind=vla")
+    checkpoint = Path(cfg.policy.vla.checkpoint)
+    if not (checkpoint / "config.json").is_file():
+        write_random_checkpoint(checkpoint, seed=cfg.seed)
+        console.print(f"wrote a tiny randomly initialised VLA to {checkpoint}")
 
 
 def _robot(args: argparse.Namespace) -> int:
@@ -108,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="output directory (config, checkpoints, summary, plot)")
     demo.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     demo.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    demo.add_argument("--tiny-vla", action="store_true",
+                      help="with policy.kind=vla: write a tiny random VLA checkpoint at the card's path if none is there")
     demo.add_argument("overrides", nargs="*",
                       help="dotted overrides, e.g. online.episodes=100 policy.kind=autoregressive")
     demo.set_defaults(run=_demo)

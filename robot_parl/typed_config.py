@@ -145,6 +145,11 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def merged(obj: T, update: dict[str, Any]) -> T:
+    """A copy of config ``obj`` with the nested values of ``update`` layered over it, validated."""
+    return from_dict(type(obj), _merge(to_dict(obj), update))
+
+
 def validate(obj: Any) -> None:
     """Run ``validate()`` on a config and, recursively, on its nested configs."""
     for f in dataclasses.fields(obj):

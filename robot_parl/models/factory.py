@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from robot_parl.models.autoregressive import AutoregressiveConfig, AutoregressivePolicy
-from robot_parl.models.base import ObsSpec, TorchPolicy
+from robot_parl.models.base import BasePolicy, ObsSpec
 from robot_parl.models.diffusion import DiffusionConfig, DiffusionPolicy
 from robot_parl.models.gaussian import GaussianConfig, GaussianPolicy
+from robot_parl.models.vla.card import VLACard
 
-PolicyKind = Literal["diffusion", "autoregressive", "gaussian"]
+PolicyKind = Literal["diffusion", "autoregressive", "gaussian", "vla"]
 
 
 @dataclass
@@ -21,8 +22,24 @@ class PolicyConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     autoregressive: AutoregressiveConfig = field(default_factory=AutoregressiveConfig)
     gaussian: GaussianConfig = field(default_factory=GaussianConfig)
+    # A VLA is loaded from the checkpoint its card names (weights are never initialised here).
+    vla: VLACard = field(default_factory=VLACard)
 
-    def build(self, obs_spec: ObsSpec, action_dim: int) -> TorchPolicy:
-        """A freshly initialised policy of the chosen class."""
+    def build(self, obs_spec: ObsSpec, action_dim: int) -> BasePolicy:
+        """A freshly initialised policy of the chosen class (a VLA: loaded from its checkpoint)."""
+        if self.kind == "vla":
+            return self._load_vla(obs_spec, action_dim)
         classes = {"diffusion": DiffusionPolicy, "autoregressive": AutoregressivePolicy, "gaussian": GaussianPolicy}
         return classes[self.kind](obs_spec, action_dim, getattr(self, self.kind))
+
+    def _load_vla(self, obs_spec: ObsSpec, action_dim: int) -> BasePolicy:
+        if self.vla.camera not in obs_spec.cameras:
+            raise ValueError(f"the VLA reads camera {self.vla.camera!r} but the observations have cameras "
+                             f"{list(obs_spec.cameras)}; use image observations or set policy.vla.camera")
+        from robot_parl.models.vla.policy import VLAPolicy
+
+        policy = VLAPolicy.from_card(self.vla)
+        if policy.action_dim != action_dim:
+            raise ValueError(f"the VLA at {self.vla.checkpoint} acts in {policy.action_dim} dimensions, the robot "
+                             f"in {action_dim}")
+        return policy

@@ -27,6 +27,7 @@ from robot_parl.models.autoregressive import AutoregressiveConfig
 from robot_parl.models.base import ObsSpec
 from robot_parl.models.bc import train_bc
 from robot_parl.models.diffusion import DiffusionConfig
+from robot_parl.models.encoders import unflatten_obs
 from robot_parl.models.factory import PolicyConfig
 from robot_parl.rl.agent import ParlAgent
 from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
@@ -78,15 +79,21 @@ class OnlineConfig:
 
 @dataclass
 class TabletopRunConfig:
-    """The MuJoCo tabletop tasks (env != point_reach): state observations, normalized actions."""
+    """The MuJoCo tabletop tasks (env != point_reach): state or image observations, normalized actions."""
 
     horizon: int = 60
+    obs_mode: Literal["state", "images"] = "state"
+    image_size: int = 64
+    cameras: tuple[str, ...] = ("front",)
     # Noisy, hesitant demonstrations with missed grasps (clean experts succeed ~100%).
     expert: TabletopExpertConfig = field(
         default_factory=lambda: TabletopExpertConfig(noise=0.3, hesitation=0.1, missed_grasp=0.2))
 
     def validate(self) -> None:
         require(self.horizon >= 1, "horizon", "an integer >= 1", self.horizon)
+        require(self.image_size >= 16, "image_size", "an integer >= 16", self.image_size)
+        require(bool(self.cameras) and set(self.cameras) <= {"front", "wrist"}, "cameras",
+                "a non-empty list of 'front' and 'wrist'", self.cameras)
 
 
 def _cpu_parl() -> ParlConfig:
@@ -126,18 +133,24 @@ class SessionConfig:
     online: OnlineConfig = field(default_factory=OnlineConfig)
 
     def method_parl(self) -> ParlConfig:
-        """The algorithm settings the chosen method runs with."""
+        """The algorithm settings the chosen method runs with (a VLA card's overrides applied)."""
+        parl = self.parl
+        if self.policy.kind == "vla" and self.policy.vla.parl:
+            try:
+                parl = typed_config.merged(parl, self.policy.vla.parl)
+            except typed_config.ConfigError as err:
+                raise err.under("policy.vla.parl") from None
         if self.method == "parl":
-            return self.parl
-        return dataclasses.replace(self.parl, local_steps=0,
-                                   schedule=dataclasses.replace(self.parl.schedule, distill_utd=0.0))
+            return parl
+        return dataclasses.replace(parl, local_steps=0, schedule=dataclasses.replace(parl.schedule, distill_utd=0.0))
 
 
 def make_env(cfg: SessionConfig, num_envs: int):
     """The session's batched environment (PointReach, or a state-based MuJoCo tabletop task)."""
     if cfg.env == "point_reach":
         return PointReachVecEnv(num_envs, cfg.task)
-    return TabletopVecEnv(num_envs, cfg.env, cfg.tabletop.horizon)
+    t = cfg.tabletop
+    return TabletopVecEnv(num_envs, cfg.env, t.horizon, t.obs_mode, t.image_size, t.cameras)
 
 
 def collect_demos(cfg: SessionConfig) -> list[Rollout]:
@@ -150,8 +163,9 @@ def collect_demos(cfg: SessionConfig) -> list[Rollout]:
     return run_episodes(env, seeds, lambda obs: (env.expert_actions(cfg.tabletop.expert, cfg.seed), None))
 
 
-def _torch_obs(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {k: torch.as_tensor(v) for k, v in obs.items()}
+def _torch_obs(obs: dict[str, np.ndarray]) -> dict:
+    # Environments give flat keys ("images/front"); policies and critics read nested dicts.
+    return unflatten_obs({k: torch.as_tensor(v) for k, v in obs.items()})
 
 
 def bc_pairs(rollouts: list[Rollout]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -177,12 +191,15 @@ class LocalSession:
         torch.manual_seed(cfg.seed)
         self.eval_env = make_env(cfg, min(cfg.online.eval_episodes, 100))
         self.train_env = make_env(cfg, cfg.online.num_envs)
-        obs_spec = ObsSpec(state_dim=self.train_env.state_dim)
-        action_dim = len(self.train_env.action_low)
+        env = self.train_env
+        obs_spec = ObsSpec(state_dim=env.state_dim, proprio_dim=getattr(env, "proprio_dim", 0),
+                           cameras=getattr(env, "cameras", ()))
+        action_dim = len(env.action_low)
         self.policy = cfg.policy.build(obs_spec, action_dim)
-        critic = QEnsemble(obs_spec, action_dim, cfg.parl.critic)
+        parl = cfg.method_parl()
+        critic = QEnsemble(obs_spec, action_dim, parl.critic)
         low, high = torch.as_tensor(self.train_env.action_low), torch.as_tensor(self.train_env.action_high)
-        self.agent = ParlAgent(self.policy, critic, cfg.method_parl(), low, high, seed=cfg.seed)
+        self.agent = ParlAgent(self.policy, critic, parl, low, high, seed=cfg.seed)
         self.eval_seeds = [EVAL_SEED_BASE + i for i in range(cfg.online.eval_episodes)]
         self.curve: list[dict] = []
         typed_config.save(cfg, self.out / "config.yaml")
@@ -227,7 +244,7 @@ class LocalSession:
             cands = self.agent.sample_candidates(_torch_obs(r.obs))
             self.agent.add_episode(to_episode(r, cands, 0), online=False)
         counter["n"] = 0
-        self.agent.train_offline(progress=tick("offline critic", cfg.parl.schedule.offline_steps))
+        self.agent.train_offline(progress=tick("offline critic", self.agent.cfg.schedule.offline_steps))
         report["offline_agent_success"] = self.evaluate(self.act_agent)
         self.log(f"BC + offline critic: {report['offline_agent_success']:.1%} success")
         return report
@@ -271,7 +288,7 @@ class LocalSession:
                  "critic_updates": c["critic_updates"], "distill_updates": c["distill_updates"],
                  "seconds": round(time.monotonic() - started, 1)}
         self.curve.append(point)
-        self.log(f"[{self.cfg.method}] episodes {point['online_episodes']}: agent {point['agent_success']:.1%}, "
+        self.log(f"{self.cfg.method}: episodes {point['online_episodes']}: agent {point['agent_success']:.1%}, "
                  f"policy alone {point['policy_success']:.1%}")
 
     # checkpoints --------------------------------------------------------------------------------

@@ -1,12 +1,28 @@
-"""The VLA's policy card (policies/*.yaml): weights, precision, LoRA, optimizer, sampling, prompt."""
+"""The VLA's policy card (policies/*.yaml): weights, precision, LoRA, optimizer, sampling, prompt.
+
+No heavy imports here: session configs embed a card whichever policy class they choose.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from robot_parl.models.vla.sampler import SamplerConfig
 from robot_parl.typed_config import require
+
+
+@dataclass
+class SamplerConfig:
+    """How tokens are drawn: ``temperature`` 0 is greedy; ``token_top_k`` 0 keeps every token."""
+
+    temperature: float = 1.0
+    token_top_k: int = 0
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.token_top_k < 0:
+            raise ValueError(f"token_top_k must be >= 0, got {self.token_top_k}")
 
 
 @dataclass
@@ -45,5 +61,4 @@ class VLACard:
     parl: dict[str, Any] = field(default_factory=lambda: {"num_samples": 8, "top_k": 4})
 
     def validate(self) -> None:
-        require(bool(self.checkpoint), "checkpoint", "the path of an OpenVLA checkpoint directory", self.checkpoint)
         require(self.lr > 0, "lr", "a positive number", self.lr)

@@ -21,13 +21,13 @@ from robot_parl.checkpoint import load_tree, save_tree
 from robot_parl.models.base import _check_actions
 from robot_parl.models.encoders import Obs
 from robot_parl.models.vla.actions import ActionNormalizer, ActionTokenizer
-from robot_parl.models.vla.card import LoRASettings, VLACard
+from robot_parl.models.vla.card import LoRASettings, SamplerConfig, VLACard
 from robot_parl.models.vla.checkpoint import build_model, load_weights, write_checkpoint
 from robot_parl.models.vla.image import preprocess
 from robot_parl.models.vla.model import IGNORE_INDEX, OpenVLAModel, VLAConfig
 from robot_parl.models.vla.prompt import EOS_ID, SPACE_ID, load_tokenizer, prompt_ids
 from robot_parl.models.vla.quantize import quantize_decoder
-from robot_parl.models.vla.sampler import CandidateSampler, SamplerConfig, pad_prompts
+from robot_parl.models.vla.sampler import CandidateSampler, pad_prompts
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -99,6 +99,9 @@ class VLAPolicy:
     @classmethod
     def from_card(cls, card: VLACard) -> VLAPolicy:
         """Load the checkpoint a policy card names, with the card's precision and device."""
+        if not card.checkpoint:
+            raise ValueError("the VLA policy card names no checkpoint: set 'checkpoint' to an OpenVLA checkpoint "
+                             "directory")
         return cls.from_checkpoint(card.checkpoint, card.dtype, card.quantization, card.device, card=card)
 
     # inputs ---------------------------------------------------------------------------------------

@@ -16,24 +16,11 @@ from typing import Literal
 import torch
 from transformers import StaticCache
 
+from robot_parl.models.vla.card import SamplerConfig
 from robot_parl.models.vla.model import OpenVLAModel
 from robot_parl.models.vla.prompt import PAD_ID
 
 Vocabulary = Literal["actions", "full"]
-
-
-@dataclass
-class SamplerConfig:
-    """How tokens are drawn: ``temperature`` 0 is greedy; ``token_top_k`` 0 keeps every token."""
-
-    temperature: float = 1.0
-    token_top_k: int = 0
-
-    def __post_init__(self):
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.token_top_k < 0:
-            raise ValueError(f"token_top_k must be >= 0, got {self.token_top_k}")
 
 
 @dataclass

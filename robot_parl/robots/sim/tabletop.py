@@ -35,6 +35,7 @@ LIFT_HEIGHT = 0.08  # pick succeeds when the cube's centre is this high (metres)
 ACTION_LOW = np.array([-0.03] * 3 + [-0.2] * 3 + [0.0], np.float32)
 ACTION_HIGH = np.array([0.03] * 3 + [0.2] * 3 + [1.0], np.float32)
 STATE_DIM = 10  # tool centre point xyz, finger opening, cube xyz, target xyz (stack: the blue cube)
+PROPRIO_DIM = 4  # the state's robot part: tool centre point xyz, finger opening
 TCP_OFFSET = 0.045  # palm to the middle of the finger pads (the fingers point down)
 TCP_Z = (0.017, 0.3)  # the tool centre point's height range: the fingertips stop just above the table
 
@@ -147,7 +148,7 @@ class TabletopEnv(gym.Env):
             s = image_size
             self.observation_space = gym.spaces.Dict({
                 "images": gym.spaces.Dict({c: gym.spaces.Box(0, 255, (s, s, 3), np.uint8) for c in cameras}),
-                "proprio": gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)})
+                "proprio": gym.spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32)})
         self._renderer: mujoco.Renderer | None = None
         self._ids = {name: mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
                      for name in ("gripper", "cube", "base")}
@@ -210,7 +211,7 @@ class TabletopEnv(gym.Env):
         if self.cfg.obs_mode == "state":
             return {"state": self.state()}
         return {"images": {c: self.render_camera(c) for c in self.cfg.cameras},
-                "proprio": self.state()[:4]}
+                "proprio": self.state()[:PROPRIO_DIM]}
 
     # gym API --------------------------------------------------------------------------------------
 

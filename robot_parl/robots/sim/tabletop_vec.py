@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robot_parl.robots.sim.tabletop import ACTION_HIGH, ACTION_LOW, STATE_DIM, TabletopEnv
+from robot_parl.robots.sim.tabletop import ACTION_HIGH, ACTION_LOW, PROPRIO_DIM, STATE_DIM, TabletopEnv
 from robot_parl.robots.sim.tabletop_expert import TabletopExpert, TabletopExpertConfig
 from robot_parl.robots.sim.vec_env import VecEnv
 
@@ -27,19 +27,31 @@ def to_normalized(actions: np.ndarray) -> np.ndarray:
 
 
 class TabletopVecEnv(VecEnv):
-    """``num_envs`` state-based tabletop episodes stepped together."""
+    """``num_envs`` tabletop episodes stepped together.
+
+    Observations are the privileged state (``obs_mode="state"``: {"state": [M, S]}) or camera images
+    and proprio under flat keys ({"images/front": uint8 [M, H, W, 3], "proprio": [M, 4]}); the scripted
+    experts always read the privileged state.
+    """
 
     action_low = np.full(ACTION_DIM, -1.0, dtype=np.float32)
     action_high = np.full(ACTION_DIM, 1.0, dtype=np.float32)
-    state_dim = STATE_DIM
 
-    def __init__(self, num_envs: int, task: str, horizon: int = 60):
+    def __init__(self, num_envs: int, task: str, horizon: int = 60, obs_mode: str = "state", image_size: int = 64,
+                 cameras: tuple[str, ...] = ("front",)):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = num_envs
         self.task = task
-        self.envs = [TabletopEnv(task, horizon=horizon) for _ in range(num_envs)]
-        self._obs = np.zeros((num_envs, STATE_DIM), np.float32)
+        self.obs_mode = obs_mode
+        self.envs = [TabletopEnv(task, obs_mode=obs_mode, image_size=image_size, cameras=cameras, horizon=horizon)
+                     for _ in range(num_envs)]
+        self.instruction = self.envs[0].instruction
+        self.state_dim = STATE_DIM if obs_mode == "state" else 0
+        self.cameras = tuple(cameras) if obs_mode == "images" else ()
+        self.proprio_dim = PROPRIO_DIM if obs_mode == "images" else 0
+        self._state = np.zeros((num_envs, STATE_DIM), np.float32)
+        self._obs: list[dict] = [{} for _ in range(num_envs)]
         self.experts: list[TabletopExpert] | None = None
 
     @property
@@ -48,12 +60,17 @@ class TabletopVecEnv(VecEnv):
 
     def reset_one(self, i: int, seed: int) -> None:
         """Start episode ``i`` from the layout of ``seed``."""
-        self._obs[i] = self.envs[i].reset(seed=seed)[0]["state"]
+        self._set(i, self.envs[i].reset(seed=seed)[0])
         if self.experts is not None:
             self.experts[i].reset()
 
+    def _set(self, i: int, obs: dict) -> None:
+        self._state[i] = self.envs[i].state()
+        self._obs[i] = {"state": obs["state"]} if self.obs_mode == "state" else \
+            {**{f"images/{c}": im for c, im in obs["images"].items()}, "proprio": obs["proprio"]}
+
     def observation(self) -> dict[str, np.ndarray]:
-        return {"state": self._obs.copy()}
+        return {k: np.stack([o[k] for o in self._obs]) for k in self._obs[0]}
 
     def step(self, actions: np.ndarray):
         """Normalized actions [M, 7] -> (obs, rewards, terminated, truncated); does not auto-reset."""
@@ -64,7 +81,7 @@ class TabletopVecEnv(VecEnv):
         truncated = np.zeros(self.num_envs, bool)
         for i, env in enumerate(self.envs):
             obs, _, terminated[i], truncated[i], _ = env.step(to_physical(actions[i]))
-            self._obs[i] = obs["state"]
+            self._set(i, obs)
         rewards = np.where(terminated, 0.0, -1.0).astype(np.float32)
         return self.observation(), rewards, terminated, truncated
 
@@ -72,4 +89,4 @@ class TabletopVecEnv(VecEnv):
         """Normalized actions of one scripted expert per env (created on first use, reset with its env)."""
         if self.experts is None:
             self.experts = [TabletopExpert(self.task, cfg, seed=seed * 1000 + i) for i in range(self.num_envs)]
-        return np.stack([to_normalized(e.act(s)) for e, s in zip(self.experts, self._obs)])
+        return np.stack([to_normalized(e.act(s)) for e, s in zip(self.experts, self._state)])

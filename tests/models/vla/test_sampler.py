@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from robot_parl.models.vla.card import SamplerConfig
 from robot_parl.models.vla.prompt import prompt_ids
-from robot_parl.models.vla.sampler import SamplerConfig, choose_tokens
+from robot_parl.models.vla.sampler import choose_tokens
 
 
 def slow_tokens(policy, obs, n, cfg, generator, steps=7):
