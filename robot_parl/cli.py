@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     demo.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     demo.add_argument("--tiny-vla", action="store_true",
-                      help="with policy.kind=vla: write a tiny random VLA at the card's checkpoint path if none is there")
+                      help="policy.kind=vla: write a tiny random VLA at the card's checkpoint path if none is there")
     demo.add_argument("overrides", nargs="*",
                       help="dotted overrides, e.g. online.episodes=100 policy.kind=autoregressive")
     demo.set_defaults(run=_demo)
