@@ -30,6 +30,8 @@ from typing import Literal
 import numpy as np
 import zarr
 
+from robot_parl.data.stats import key_stats
+
 SCHEMA_VERSION = 1
 Source = Literal["teleop", "rollout", "intervention", "sim"]
 SOURCES: tuple[Source, ...] = ("teleop", "rollout", "intervention", "sim")
@@ -168,6 +170,17 @@ class EpisodeStore:
         """The store's one writer; raises :class:`StoreLocked` naming the current holder."""
         return EpisodeWriter(self.path, holder)
 
+    def norm_stats(self) -> dict[str, dict[str, list]]:
+        """The saved normalization statistics ({key: {q01, q99, mean, std, min, max, ...}}); raises when
+        none are saved or episodes were committed after they were computed."""
+        saved = self.root.attrs.get("norm_stats")
+        if not saved:
+            raise StoreError(f"{self.path}: no normalization statistics saved; run `robot-parl data stats`")
+        if saved["frames"] != self.num_frames:
+            raise StoreError(f"{self.path}: statistics cover {saved['frames']} frames but {self.num_frames} are "
+                             f"committed; recompute them (`robot-parl data stats`)")
+        return saved["keys"]
+
 
 class EpisodeWriter:
     """Appends episodes; holds ``writer.lock`` until :meth:`close` (or the process ends)."""
@@ -285,6 +298,20 @@ class EpisodeWriter:
         self.episodes, self.frames = index + 1, end
         self._recording = None
         return _row_info(index, row)
+
+    def save_norm_stats(self, keys: list[str], masks: dict[str, list[bool]] | None = None) -> dict:
+        """Compute statistics of ``keys`` over every committed frame and save them in the store."""
+        if self._recording is not None:
+            raise StoreError("finish or discard the episode being recorded before computing statistics")
+        out = {}
+        for key in keys:
+            spec = self.schema.get(key)
+            if spec is None or spec.optional or spec.is_image:
+                raise StoreError(f"statistics are for numeric per-step keys every episode has; {key!r} is "
+                                 f"{'unknown' if spec is None else 'optional' if spec.optional else 'an image'}")
+            out[key] = key_stats(self.root[f"data/{key}"][: self.frames], (masks or {}).get(key))
+        self.root.attrs["norm_stats"] = {"frames": self.frames, "keys": out}
+        return out
 
     def discard(self) -> None:
         """Drop the episode being recorded; frames already flushed are cut back."""

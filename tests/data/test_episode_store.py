@@ -173,3 +173,41 @@ def test_readers_see_only_complete_episodes_while_a_writer_appends(tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_normalization_statistics_are_saved_with_the_store(tmp_path):
+    store = EpisodeStore.create(tmp_path / "s", SCHEMA)
+    with store.writer("me") as w:
+        for e in range(3):
+            w.begin("teleop")
+            for j in range(5 + e % 7):
+                w.add(frame(e, j, False))
+            w.end(success=True)
+        with pytest.raises(StoreError, match="no normalization statistics"):
+            EpisodeStore(tmp_path / "s").norm_stats()
+        saved = w.save_norm_stats(["action", "proprio"], masks={"action": [True] * 6 + [False]})
+        with pytest.raises(StoreError, match="'images/front' is an image"):
+            w.save_norm_stats(["images/front"])
+        with pytest.raises(StoreError, match="'candidates' is optional"):
+            w.save_norm_stats(["candidates"])
+    reader = EpisodeStore(tmp_path / "s")
+    stats = reader.norm_stats()
+    assert stats == saved
+    actions = np.concatenate([reader.episode(e)["action"] for e in range(3)]).astype(np.float64)
+    np.testing.assert_allclose(stats["action"]["q01"], np.quantile(actions, 0.01, axis=0))
+    np.testing.assert_allclose(stats["action"]["q99"], np.quantile(actions, 0.99, axis=0))
+    np.testing.assert_allclose(stats["action"]["std"], actions.std(axis=0))
+    assert stats["action"]["mask"][-1] is False and stats["action"]["num_frames"] == [len(actions)]
+    with store.writer("me") as w:  # a new episode makes the saved statistics stale
+        w.begin("teleop")
+        w.add(frame(9, 0, False))
+        w.end(success=False)
+    with pytest.raises(StoreError, match=r"cover 18 frames but 19 are committed"):
+        EpisodeStore(tmp_path / "s").norm_stats()
+
+
+def test_statistics_refuse_nan():
+    from robot_parl.data.stats import key_stats
+
+    with pytest.raises(ValueError, match="1 frames hold NaN"):
+        key_stats(np.array([[0.0, 1.0], [np.nan, 2.0]]))
