@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -113,6 +116,60 @@ def _robot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_inspect(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from robot_parl.data.episode_store import EpisodeStore
+
+    store = EpisodeStore(args.store)
+    episodes = store.episodes()
+    console = Console()
+    console.print(f"[bold]{store.path}[/]: {len(episodes)} episodes, {store.num_frames} frames")
+    if store.robot_spec:
+        console.print(f"robot spec: {store.robot_spec.get('name', store.robot_spec)}")
+    keys = Table("key", "dtype", "shape", "optional")
+    for key, spec in store.schema.items():
+        keys.add_row(key, spec.dtype, str(tuple(spec.shape)), "yes" if spec.optional else "")
+    console.print(keys)
+    if episodes:
+        sources = Counter(e.source for e in episodes)
+        success = sum(e.success for e in episodes) / len(episodes)
+        console.print(f"sources: {dict(sources)}; success {success:.1%}; "
+                      f"frames per episode {min(map(len, episodes))}-{max(map(len, episodes))}")
+        table = Table("episode", "frames", "source", "success", "policy v", "instruction")
+        for e in episodes[-args.last:]:
+            table.add_row(str(e.index), str(len(e)), e.source, "yes" if e.success else "no", str(e.policy_version),
+                          e.instruction)
+        console.print(table)
+    return 0
+
+
+def _data_stats(args: argparse.Namespace) -> int:
+    from robot_parl.data.episode_store import EpisodeStore
+
+    store = EpisodeStore(args.store)
+    masks: dict[str, list[bool]] = {}
+    for item in args.not_normalized:
+        key, _, dims = item.partition(":")
+        if key not in store.schema or not dims:
+            raise SystemExit(f"robot-parl data stats: --not-normalized expects KEY:DIM[,DIM] with a key of the "
+                             f"store {sorted(store.schema)}, got {item!r}")
+        size = int(np.prod(store.schema[key].shape))
+        mask = masks.setdefault(key, [True] * size)
+        for d in dims.split(","):
+            if not d.isdigit() or int(d) >= size:
+                raise SystemExit(f"robot-parl data stats: dimension {d!r} of {key!r} is not in [0, {size})")
+            mask[int(d)] = False
+    with store.writer(f"robot-parl data stats (pid {os.getpid()})") as writer:
+        stats = writer.save_norm_stats(args.keys, masks)
+    for key, values in stats.items():
+        print(f"{key}: " + ", ".join(f"{name} {np.round(v, 4).tolist()}" for name, v in values.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `robot-parl`."""
     parser = argparse.ArgumentParser(prog="robot-parl", description="Policy-agnostic RL fine-tuning of robot policies.")
@@ -143,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     robot.add_argument("--instruction", default="", help="language instruction sent with observations")
     robot.add_argument("overrides", nargs="*", help="dotted robot spec overrides, e.g. control_rate_hz=10")
     robot.set_defaults(run=_robot)
+
+    data = sub.add_parser("data", help="episode stores: inspect, statistics").add_subparsers(dest="data", required=True)
+    inspect = data.add_parser("inspect", help="schema, episode counts and the last episodes of a store")
+    inspect.add_argument("store", help="episode store directory")
+    inspect.add_argument("--last", type=int, default=10, help="how many of the last episodes to list")
+    inspect.set_defaults(run=_data_inspect)
+    stats = data.add_parser("stats", help="compute and save normalization statistics (takes the writer lock)")
+    stats.add_argument("store", help="episode store directory")
+    stats.add_argument("--keys", nargs="+", default=["action"], help="numeric per-step keys (default: action)")
+    stats.add_argument("--not-normalized", nargs="*", default=[], metavar="KEY:DIMS",
+                       help="dimensions left un-normalized, e.g. action:6 for a gripper")
+    stats.set_defaults(run=_data_stats)
     return parser
 
 
@@ -151,9 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from robot_parl.typed_config import ConfigError
 
+    expected: tuple[type[Exception], ...] = (ConfigError,)
+    if args.command == "data":
+        from robot_parl.data.episode_store import StoreError, StoreLocked
+
+        expected += (StoreError, StoreLocked)
     try:
         return args.run(args)
-    except ConfigError as err:
+    except expected as err:
         print(f"robot-parl: {err}", file=sys.stderr)
         return 2
 

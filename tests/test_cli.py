@@ -38,3 +38,30 @@ def test_bad_config_fails_before_running(tmp_path):
     assert res.returncode == 2
     assert "parl.top_k" in res.stderr and "num_samples" in res.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_data_inspect_and_stats(tmp_path):
+    import numpy as np
+
+    from robot_parl.data.episode_store import EpisodeStore, KeySpec
+
+    store = EpisodeStore.create(tmp_path / "s", {"timestamp": KeySpec("float64", ()),
+                                                 "action": KeySpec("float32", (3,))})
+    with store.writer("test") as w:
+        for e in range(2):
+            w.begin("teleop", instruction="stack the cups")
+            for j in range(4):
+                w.add({"timestamp": float(j), "action": np.array([j, -j, e], np.float32)})
+            w.end(success=e == 1)
+    res = _run("data", "inspect", str(tmp_path / "s"))
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())  # rich wraps lines to the pipe's width
+    assert "2 episodes, 8 frames" in text and "stack the cups" in text and "success 50.0%" in text
+    res = _run("data", "stats", str(tmp_path / "s"), "--keys", "action", "--not-normalized", "action:2")
+    assert res.returncode == 0, res.stderr
+    stats = EpisodeStore(tmp_path / "s").norm_stats()["action"]
+    assert stats["max"] == [3.0, 0.0, 1.0] and stats["mask"] == [True, True, False]
+    res = _run("data", "stats", str(tmp_path / "s"), "--keys", "images")
+    assert res.returncode == 2 and "'images' is unknown" in res.stderr
+    res = _run("data", "inspect", str(tmp_path / "nothing"))
+    assert res.returncode == 2 and "is not an episode store" in res.stderr
