@@ -166,7 +166,8 @@ def _data_stats(args: argparse.Namespace) -> int:
     with store.writer(f"robot-parl data stats (pid {os.getpid()})") as writer:
         stats = writer.save_norm_stats(args.keys, masks)
     for key, values in stats.items():
-        print(f"{key}: " + ", ".join(f"{name} {np.round(v, 4).tolist()}" for name, v in values.items()))
+        shown = {name: [round(x, 4) if isinstance(x, float) else x for x in v] for name, v in values.items()}
+        print(f"{key}: " + ", ".join(f"{name} {v}" for name, v in shown.items()))
     return 0
 
 
