@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import torch
 
 from robot_parl import typed_config
 from robot_parl.checkpoint import atomic_write
+from robot_parl.data.episode_store import EpisodeStore, KeySpec
 from robot_parl.eval.rollouts import Rollout, run_episodes, success_rate
 from robot_parl.models.autoregressive import AutoregressiveConfig
 from robot_parl.models.base import ObsSpec
@@ -32,7 +34,7 @@ from robot_parl.models.factory import PolicyConfig
 from robot_parl.rl.agent import ParlAgent
 from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
 from robot_parl.rl.critic import QEnsemble
-from robot_parl.rl.replay import Episode
+from robot_parl.rl.store_episodes import StoreFeed, rl_schema, write_episode
 from robot_parl.robots.sim.point_reach import (
     ExpertConfig,
     PointReachConfig,
@@ -174,12 +176,6 @@ def bc_pairs(rollouts: list[Rollout]) -> tuple[dict[str, torch.Tensor], torch.Te
     return obs, torch.as_tensor(np.concatenate([r.actions for r in rollouts]))
 
 
-def to_episode(rollout: Rollout, candidates: torch.Tensor, version: int) -> Episode:
-    """A finished rollout as a replay episode with its candidates."""
-    return Episode(_torch_obs(rollout.obs), torch.as_tensor(rollout.actions), torch.as_tensor(rollout.rewards),
-                   rollout.terminated, candidates, version)
-
-
 class LocalSession:
     """Owns the agent and the environments of one run."""
 
@@ -203,6 +199,14 @@ class LocalSession:
         self.eval_seeds = [EVAL_SEED_BASE + i for i in range(cfg.online.eval_episodes)]
         self.curve: list[dict] = []
         typed_config.save(cfg, self.out / "config.yaml")
+        # Every episode (demonstrations and rollouts) is committed to the episode store first and reaches
+        # replay from there: a crash loses at most the episode being recorded.
+        obs_keys = _obs_key_specs(env)
+        store_path = self.out / "episodes"
+        store = EpisodeStore(store_path) if (store_path / "zarr.json").is_file() else \
+            EpisodeStore.create(store_path, rl_schema(obs_keys, action_dim, parl.num_samples))
+        self.writer = store.writer(f"robot-parl session (pid {os.getpid()})")
+        self.feed = StoreFeed(store, list(obs_keys))
 
     # acting ---------------------------------------------------------------------------------------
 
@@ -241,8 +245,8 @@ class LocalSession:
         report["bc_success"] = self.evaluate(self.act_policy)
         self.log(f"BC policy alone: {report['bc_success']:.1%} success on {len(self.eval_seeds)} episodes")
         for r in demos:
-            cands = self.agent.sample_candidates(_torch_obs(r.obs))
-            self.agent.add_episode(to_episode(r, cands, 0), online=False)
+            self._commit(r, "sim")
+        self._ingest()
         counter["n"] = 0
         self.agent.train_offline(progress=tick("offline critic", self.agent.cfg.schedule.offline_steps))
         report["offline_agent_success"] = self.evaluate(self.act_agent)
@@ -255,14 +259,15 @@ class LocalSession:
         agent = self.agent
         if not agent.online:
             agent.start_online()
-        done = agent.counters["online_episodes"]
         started = time.monotonic()
         if not self.curve:
             self._record(started)
+        self._ingest()  # episodes committed after the checkpoint this session resumed from
+        done = agent.counters["online_episodes"]
 
         def commit(rollout: Rollout) -> None:
-            agent.add_episode(to_episode(rollout, rollout.candidates, agent.counters["policy_version"]), online=True)
-            agent.train_online(len(rollout))
+            self._commit(rollout, "rollout")
+            self._ingest()
             if progress is not None:
                 progress("online", agent.counters["online_episodes"], cfg.episodes)
 
@@ -277,6 +282,17 @@ class LocalSession:
             if done % cfg.checkpoint_every == 0 or done == cfg.episodes:
                 self.save_checkpoint()
         return self.curve
+
+    def _commit(self, rollout: Rollout, source: str) -> None:
+        write_episode(self.writer, rollout.obs, rollout.actions, rollout.rewards, rollout.terminated, source,
+                      rollout.candidates, self.agent.counters["policy_version"])
+
+    def _ingest(self) -> None:
+        """Feed newly committed episodes to replay; online ones are trained on at the configured UTDs."""
+        for episode, online in self.feed.new_episodes(self.agent.sample_candidates):
+            self.agent.add_episode(episode, online)
+            if online and self.agent.online:
+                self.agent.train_online(episode.actions.shape[0])
 
     def _final_candidates(self, obs: dict[str, np.ndarray]) -> torch.Tensor:
         return self.agent.sample_candidates(_torch_obs(obs))
@@ -299,6 +315,9 @@ class LocalSession:
         directory = self.out / "checkpoints" / name
         self.agent.save(directory)
         atomic_write(directory / "curve.json", lambda f: f.write(json.dumps(self.curve)), mode="w")
+        # How many of the store's episodes the saved replay holds: later ones are fed again on resume.
+        atomic_write(directory / "session.json", lambda f: f.write(json.dumps({"store_position": self.feed.position})),
+                     mode="w")
         atomic_write(self.out / "checkpoints" / "latest", lambda f: f.write(name), mode="w")
         return directory
 
@@ -310,7 +329,18 @@ class LocalSession:
         directory = self.out / "checkpoints" / pointer.read_text().strip()
         self.agent.load(directory)
         self.curve = json.loads((directory / "curve.json").read_text())
+        self.feed.position = json.loads((directory / "session.json").read_text())["store_position"]
         return True
+
+
+def _obs_key_specs(env) -> dict[str, KeySpec]:
+    """The store keys of a batched environment's observations (flat keys, one step each)."""
+    if env.state_dim:
+        return {"state": KeySpec("float32", (env.state_dim,))}
+    keys = {f"images/{c}": KeySpec("uint8", (env.image_size, env.image_size, 3)) for c in env.cameras}
+    if env.proprio_dim:
+        keys["proprio"] = KeySpec("float32", (env.proprio_dim,))
+    return keys
 
 
 def final_eval_seeds(episodes: int) -> list[int]:

@@ -44,6 +44,7 @@ class TabletopVecEnv(VecEnv):
         self.num_envs = num_envs
         self.task = task
         self.obs_mode = obs_mode
+        self.image_size = image_size
         self.envs = [TabletopEnv(task, obs_mode=obs_mode, image_size=image_size, cameras=cameras, horizon=horizon)
                      for _ in range(num_envs)]
         self.instruction = self.envs[0].instruction

@@ -1,0 +1,88 @@
+"""Episodes between the episode store and replay: recording them, and feeding committed ones to replay.
+
+Store convention for RL: an episode of T transitions is T + 1 frames. Frame t holds the observation
+s_t (flat keys such as ``images/front``, ``proprio``, ``state``), the action a_t, the reward r_t and,
+for rollouts, the N candidates drawn at s_t (the optional key ``candidates``). The last frame holds
+s_T; its action and reward are zeros and never used. An episode that succeeded ends in a terminal state.
+Teleop data without candidates gets them from the current policy when it is fed to replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from robot_parl.data.episode_store import EpisodeStore, EpisodeWriter, KeySpec, Source
+from robot_parl.models.encoders import Obs, unflatten_obs
+from robot_parl.rl.replay import Episode
+
+ONLINE_SOURCES: tuple[Source, ...] = ("rollout", "intervention")
+
+
+def rl_schema(obs_keys: dict[str, KeySpec], action_dim: int, num_candidates: int) -> dict[str, KeySpec]:
+    """The store schema for RL episodes with these observation keys."""
+    return {"timestamp": KeySpec("float64", ()), **obs_keys, "action": KeySpec("float32", (action_dim,)),
+            "reward": KeySpec("float32", ()),
+            "candidates": KeySpec("float32", (num_candidates, action_dim), optional=True)}
+
+
+def write_episode(writer: EpisodeWriter, obs: dict[str, np.ndarray], actions: np.ndarray, rewards: np.ndarray,
+                  success: bool, source: Source, candidates: torch.Tensor | None = None, policy_version: int = 0,
+                  instruction: str = "", timestamps: np.ndarray | None = None) -> int:
+    """Commit one episode (obs [T + 1, ...] under flat keys, actions [T, A], rewards [T]); returns its index."""
+    t = len(actions)
+    timestamps = np.arange(t + 1, dtype=np.float64) if timestamps is None else timestamps
+    writer.begin(source, instruction=instruction, policy_version=policy_version,
+                 optional_keys=("candidates",) if candidates is not None else ())
+    pad_action = np.zeros_like(actions[0])
+    for i in range(t + 1):
+        frame = {k: v[i] for k, v in obs.items()}
+        frame.update(timestamp=timestamps[i], action=actions[i] if i < t else pad_action,
+                     reward=np.float32(rewards[i] if i < t else 0.0))
+        if candidates is not None:
+            frame["candidates"] = candidates[i].numpy()
+        writer.add(frame)
+    return writer.end(success).index
+
+
+def read_episode(store: EpisodeStore, index: int, obs_keys: Sequence[str],
+                 sample_candidates: Callable[[Obs], torch.Tensor] | None = None) -> Episode:
+    """A committed episode as a replay Episode; candidates are drawn with ``sample_candidates`` when the
+    episode has none (teleop, scripted demonstrations)."""
+    info = store.info(index)
+    if len(info) < 2:
+        raise ValueError(f"episode {index} has {len(info)} frame; an RL episode needs s_0 and s_T at least")
+    keys = list(obs_keys) + ["action", "reward"] + (["candidates"] if "candidates" in info.keys else [])
+    data = store.episode(index, keys)
+    obs = unflatten_obs({k: torch.from_numpy(np.ascontiguousarray(data[k])) for k in obs_keys})
+    if "candidates" in data:
+        candidates = torch.from_numpy(data["candidates"])
+    elif sample_candidates is not None:
+        candidates = sample_candidates(obs)
+    else:
+        raise ValueError(f"episode {index} ({info.source}) has no candidates and no policy was given to draw them")
+    return Episode(obs, torch.from_numpy(data["action"][:-1]), torch.from_numpy(data["reward"][:-1]), info.success,
+                   candidates, info.policy_version)
+
+
+class StoreFeed:
+    """Hands each committed episode of a store to replay once, in commit order (online: rollouts and
+    interventions; offline: teleop and sim data)."""
+
+    def __init__(self, store: EpisodeStore, obs_keys: Sequence[str], position: int = 0):
+        self.store = store
+        self.obs_keys = list(obs_keys)
+        self.position = position
+
+    def new_episodes(self, sample_candidates: Callable[[Obs], torch.Tensor] | None = None
+                     ) -> list[tuple[Episode, bool]]:
+        """(episode, online) for every episode committed since the last call."""
+        self.store.refresh()
+        out = []
+        while self.position < len(self.store):
+            online = self.store.info(self.position).source in ONLINE_SOURCES
+            out.append((read_episode(self.store, self.position, self.obs_keys, sample_candidates), online))
+            self.position += 1
+        return out

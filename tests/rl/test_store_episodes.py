@@ -1,0 +1,79 @@
+"""Episodes go to the zarr episode store and reach replay from there, exactly as they were."""
+
+import numpy as np
+import pytest
+import torch
+
+from robot_parl import typed_config
+from robot_parl.data.episode_store import EpisodeStore, KeySpec
+from robot_parl.rl.store_episodes import StoreFeed, read_episode, rl_schema, write_episode
+from robot_parl.runtime.local_session import LocalSession, SessionConfig
+
+OBS = {"images/front": KeySpec("uint8", (8, 8, 3)), "proprio": KeySpec("float32", (2,))}
+
+
+def _episode(t, seed):
+    rng = np.random.default_rng(seed)
+    obs = {"images/front": rng.integers(0, 256, (t + 1, 8, 8, 3), dtype=np.uint8),
+           "proprio": rng.standard_normal((t + 1, 2)).astype(np.float32)}
+    actions = rng.uniform(-1, 1, (t, 3)).astype(np.float32)
+    rewards = np.full(t, -1.0, np.float32)
+    return obs, actions, rewards
+
+
+def test_episodes_round_trip_through_the_store(tmp_path):
+    store = EpisodeStore.create(tmp_path / "s", rl_schema(OBS, action_dim=3, num_candidates=4))
+    obs, actions, rewards = _episode(5, 0)
+    candidates = torch.rand(6, 4, 3) * 2 - 1
+    with store.writer("test") as w:
+        write_episode(w, obs, actions, rewards, True, "rollout", candidates, policy_version=7)
+        write_episode(w, *_episode(3, 1), False, "teleop")
+    reader = EpisodeStore(tmp_path / "s")
+    ep = read_episode(reader, 0, list(OBS))
+    assert torch.equal(ep.obs["images"]["front"], torch.from_numpy(obs["images/front"]))
+    assert torch.equal(ep.obs["proprio"], torch.from_numpy(obs["proprio"]))
+    assert torch.equal(ep.actions, torch.from_numpy(actions)) and torch.equal(ep.rewards, torch.from_numpy(rewards))
+    assert torch.equal(ep.candidates, candidates) and ep.terminated and ep.policy_version == 7
+    with pytest.raises(ValueError, match="has no candidates and no policy"):
+        read_episode(reader, 1, list(OBS))
+    drawn = read_episode(reader, 1, list(OBS), sample_candidates=lambda o: torch.zeros(o["proprio"].shape[0], 4, 3))
+    assert drawn.candidates.shape == (4, 4, 3) and not drawn.terminated
+
+
+def test_the_feed_hands_over_each_committed_episode_once(tmp_path):
+    store = EpisodeStore.create(tmp_path / "s", rl_schema(OBS, action_dim=3, num_candidates=4))
+    feed = StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS))
+    draw = lambda o: torch.zeros(o["proprio"].shape[0], 4, 3)  # noqa: E731
+    assert feed.new_episodes(draw) == []
+    with store.writer("test") as w:
+        write_episode(w, *_episode(2, 0), False, "teleop")
+        write_episode(w, *_episode(4, 1), True, "rollout", torch.zeros(5, 4, 3))
+        got = feed.new_episodes(draw)
+        assert [(len(e.actions), online) for e, online in got] == [(2, False), (4, True)]
+        write_episode(w, *_episode(3, 2), False, "intervention", torch.zeros(4, 4, 3))
+        w.begin("rollout")  # not committed: never handed over
+        assert [(len(e.actions), online) for e, online in feed.new_episodes(draw)] == [(3, True)]
+
+
+def test_a_resumed_session_feeds_episodes_committed_after_its_checkpoint(tmp_path):
+    overrides = ["demos.bc_steps=5", "parl.schedule.offline_steps=2", "online.episodes=2", "online.eval_every=2",
+                 "online.eval_episodes=2", "online.checkpoint_every=2", "online.num_envs=2"]
+    cfg = typed_config.load(SessionConfig, overrides=overrides)
+    first = LocalSession(cfg, tmp_path, log=lambda _: None)
+    first.pretrain()
+    first.finetune()
+    assert first.agent.counters["online_episodes"] == 2
+    # An episode collected after the last checkpoint, then the process dies.
+    obs = {"state": np.zeros((4, 4), np.float32)}
+    write_episode(first.writer, obs, np.zeros((3, 2), np.float32), -np.ones(3, np.float32), False, "rollout",
+                  torch.zeros(4, cfg.parl.num_samples, 2))
+    first.writer.close()
+    resumed = LocalSession(typed_config.load(SessionConfig, overrides=overrides[:-5] + ["online.episodes=3",
+                           "online.eval_every=3", "online.eval_episodes=2", "online.checkpoint_every=3",
+                           "online.num_envs=1"]), tmp_path, log=lambda _: None)
+    assert resumed.resume()
+    replay_before = len(resumed.agent.replay)
+    resumed.finetune()
+    assert resumed.agent.counters["online_episodes"] == 3  # the extra episode counted, no new one needed
+    assert len(resumed.agent.replay) == replay_before + 3
+    assert len(EpisodeStore(tmp_path / "episodes")) == 20 + 3  # demos + rollouts, each once
