@@ -171,6 +171,27 @@ def _data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_export_video(args: argparse.Namespace) -> int:
+    from robot_parl.data.episode_store import EpisodeStore
+    from robot_parl.data.video import write_mp4
+
+    store = EpisodeStore(args.store)
+    cameras = [k for k, s in store.schema.items() if s.is_image]
+    chosen = [f"images/{c}" if not c.startswith("images/") else c for c in args.camera] or cameras
+    unknown = sorted(set(chosen) - set(cameras))
+    if unknown:
+        raise SystemExit(f"robot-parl data export-video: no camera {unknown} in the store (cameras: {cameras})")
+    episodes = args.episode if args.episode else range(len(store))
+    for index in episodes:
+        data = store.episode(index, ["timestamp", *chosen])
+        steps = np.diff(data["timestamp"])
+        fps = args.fps or (1.0 / float(np.median(steps)) if len(steps) else 10.0)
+        for key in chosen:
+            path = write_mp4(Path(args.out) / f"episode_{index:06d}_{key.split('/', 1)[1]}.mp4", data[key], fps)
+            print(f"{path} ({len(data[key])} frames, {fps:.1f} fps)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `robot-parl`."""
     parser = argparse.ArgumentParser(prog="robot-parl", description="Policy-agnostic RL fine-tuning of robot policies.")
@@ -202,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     robot.add_argument("overrides", nargs="*", help="dotted robot spec overrides, e.g. control_rate_hz=10")
     robot.set_defaults(run=_robot)
 
-    data = sub.add_parser("data", help="episode stores: inspect, statistics").add_subparsers(dest="data", required=True)
+    data_parser = sub.add_parser("data", help="episode stores: inspect, statistics, videos")
+    data = data_parser.add_subparsers(dest="data", required=True)
     inspect = data.add_parser("inspect", help="schema, episode counts and the last episodes of a store")
     inspect.add_argument("store", help="episode store directory")
     inspect.add_argument("--last", type=int, default=10, help="how many of the last episodes to list")
@@ -213,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--not-normalized", nargs="*", default=[], metavar="KEY:DIMS",
                        help="dimensions left un-normalized, e.g. action:6 for a gripper")
     stats.set_defaults(run=_data_stats)
+    video = data.add_parser("export-video", help="one MP4 (H.264) per episode and camera")
+    video.add_argument("store", help="episode store directory")
+    video.add_argument("--out", required=True, help="output directory")
+    video.add_argument("--episode", type=int, nargs="*", default=[], help="episode indices (default: all)")
+    video.add_argument("--camera", nargs="*", default=[], help="camera names (default: all)")
+    video.add_argument("--fps", type=float, default=0.0, help="frame rate (default: from the timestamps)")
+    video.set_defaults(run=_data_export_video)
     return parser
 
 

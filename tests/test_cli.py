@@ -65,3 +65,25 @@ def test_data_inspect_and_stats(tmp_path):
     assert res.returncode == 2 and "'images' is unknown" in res.stderr
     res = _run("data", "inspect", str(tmp_path / "nothing"))
     assert res.returncode == 2 and "is not an episode store" in res.stderr
+
+
+def test_data_export_video(tmp_path):
+    import numpy as np
+
+    from robot_parl.data.episode_store import EpisodeStore, KeySpec
+    from robot_parl.data.video import read_mp4
+
+    store = EpisodeStore.create(tmp_path / "s", {"timestamp": KeySpec("float64", ()),
+                                                 "images/front": KeySpec("uint8", (16, 16, 3))})
+    with store.writer("test") as w:
+        for e in range(2):
+            w.begin("teleop")
+            for j in range(3 + e):
+                w.add({"timestamp": j * 0.2, "images/front": np.full((16, 16, 3), 40 * j, np.uint8)})
+            w.end(success=True)
+    res = _run("data", "export-video", str(tmp_path / "s"), "--out", str(tmp_path / "videos"))
+    assert res.returncode == 0, res.stderr
+    assert "5.0 fps" in res.stdout
+    assert read_mp4(tmp_path / "videos" / "episode_000001_front.mp4").shape == (4, 16, 16, 3)
+    res = _run("data", "export-video", str(tmp_path / "s"), "--out", str(tmp_path / "v"), "--camera", "wrist")
+    assert res.returncode != 0 and "no camera ['images/wrist']" in res.stderr
