@@ -192,6 +192,27 @@ def _data_export_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_convert(args: argparse.Namespace) -> int:
+    from robot_parl.data.rosbag_import import import_bag, infer_schema, open_or_create
+
+    mapping: dict[str, list[str]] = {}
+    for item in args.map:
+        key, _, topics = item.partition("=")
+        if not key or not topics:
+            raise SystemExit(f"robot-parl data convert: --map expects KEY=TOPIC[,TOPIC...], got {item!r}")
+        mapping[key] = topics.split(",")
+    clock = args.clock or next((k for k in mapping if k.startswith("images/")), None)
+    if clock is None:
+        raise SystemExit("robot-parl data convert: name the key whose topic paces the frames with --clock")
+    store = open_or_create(args.to, infer_schema(args.bags[0], mapping, args.tolerance))
+    with store.writer(f"robot-parl data convert (pid {os.getpid()})") as writer:
+        for bag in args.bags:
+            r = import_bag(bag, writer, mapping, clock, args.tolerance, args.source, args.instruction, args.success)
+            print(f"{bag}: episode {r.episode}, {r.frames} of {r.clock_messages} frames kept "
+                  f"(max skew {r.max_skew_s * 1e3:.1f} ms); dropped per key {r.dropped}; late messages {r.late}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `robot-parl`."""
     parser = argparse.ArgumentParser(prog="robot-parl", description="Policy-agnostic RL fine-tuning of robot policies.")
@@ -223,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     robot.add_argument("overrides", nargs="*", help="dotted robot spec overrides, e.g. control_rate_hz=10")
     robot.set_defaults(run=_robot)
 
-    data_parser = sub.add_parser("data", help="episode stores: inspect, statistics, videos")
+    data_parser = sub.add_parser("data", help="episode stores: inspect, statistics, bag import, videos")
     data = data_parser.add_subparsers(dest="data", required=True)
     inspect = data.add_parser("inspect", help="schema, episode counts and the last episodes of a store")
     inspect.add_argument("store", help="episode store directory")
@@ -235,6 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--not-normalized", nargs="*", default=[], metavar="KEY:DIMS",
                        help="dimensions left un-normalized, e.g. action:6 for a gripper")
     stats.set_defaults(run=_data_stats)
+    convert = data.add_parser("convert", help="ROS 2 bags (MCAP or sqlite3) into an episode store, one episode each")
+    convert.add_argument("bags", nargs="+", help="rosbag2 directories")
+    convert.add_argument("--to", required=True, help="episode store directory (created if missing)")
+    convert.add_argument("--map", nargs="+", required=True, metavar="KEY=TOPIC[,TOPIC]",
+                         help="store key from topics, e.g. images/front=/camera/image_raw action=/cmd_vel,/gripper")
+    convert.add_argument("--clock", help="the key whose topic paces the frames (default: the first image key)")
+    convert.add_argument("--tolerance", type=float, default=0.02, help="largest stamp difference matched, seconds")
+    convert.add_argument("--source", default="teleop", choices=["teleop", "rollout", "intervention", "sim"])
+    convert.add_argument("--instruction", default="", help="the episodes' language instruction")
+    convert.add_argument("--success", action="store_true", help="label the episodes successful")
+    convert.set_defaults(run=_data_convert)
     video = data.add_parser("export-video", help="one MP4 (H.264) per episode and camera")
     video.add_argument("store", help="episode store directory")
     video.add_argument("--out", required=True, help="output directory")
