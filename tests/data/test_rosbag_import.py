@@ -6,7 +6,6 @@ import pytest
 from robot_parl.data.episode_store import EpisodeStore
 from robot_parl.data.rosbag_import import import_bag, infer_schema, open_or_create
 
-
 T0 = 1_700_000_000_000_000_000  # ns
 N = 20  # camera frames at 10 Hz
 

@@ -158,7 +158,7 @@ def write_random_checkpoint(directory: str | Path, cfg: VLAConfig | None = None,
                 # values so every input position and token matters in a random model.
                 if name.endswith(("pos_embed", "cls_token", "reg_token", "latent")):
                     p.normal_(0.0, 0.02)
-                elif name.endswith(".gamma"):
+                elif name.endswith(".scale_factor"):
                     p.fill_(0.1)
     write_checkpoint(model.state_dict(), cfg, directory)
     write_offline_tokenizer(directory)

@@ -3,7 +3,8 @@
 OpenVLA fuses two timm ViTs (DINOv2 ViT-L/14 with 4 registers and LayerScale; SigLIP So400m/14) and
 reads patch features from the output of the second-to-last block, prefix tokens removed, with no
 final norm. These modules reproduce exactly that forward pass with timm's module and parameter names
-(``patch_embed.proj``, ``blocks.N.attn.qkv``, ``blocks.N.ls1.gamma``, ``attn_pool.*`` ...); timm itself
+(``patch_embed.proj``, ``blocks.N.attn.qkv``, ``attn_pool.*`` ...; LayerScale as OpenVLA stores it,
+``blocks.N.ls1.scale_factor``); timm itself
 is not a dependency (it needs torchvision, whose reachable build breaks transformers on CPU).
 """
 
@@ -104,12 +105,14 @@ class _Attention(nn.Module):
 
 
 class _LayerScale(nn.Module):
+    # OpenVLA's checkpoints name timm's LayerScale ``gamma`` as ``scale_factor`` (transformers rewrites
+    # parameters called gamma when loading), so that is the name here too.
     def __init__(self, dim: int):
         super().__init__()
-        self.gamma = nn.Parameter(torch.full((dim,), 1e-5))
+        self.scale_factor = nn.Parameter(torch.full((dim,), 1e-5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma
+        return x * self.scale_factor
 
 
 class _Block(nn.Module):
@@ -201,7 +204,7 @@ def check_spec_against_weights(index: int, name: str, spec: TowerSpec, shapes: M
         implied["mlp_hidden"] = fc1[0]
     reg = shape("reg_token")
     implied["num_registers"] = reg[1] if reg is not None else 0
-    implied["layer_scale"] = shape("blocks.0.ls1.gamma") is not None
+    implied["layer_scale"] = shape("blocks.0.ls1.scale_factor") is not None
     implied["pool"] = "map" if shape("attn_pool.latent") is not None else "token"
     wrong = [f"{k}: spec {getattr(spec, k)!r}, weights imply {v!r}"
              for k, v in implied.items() if getattr(spec, k) != v]
