@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.parl_state --json benchmarks/results/parl_state.json
 	$(PY) -m benchmarks.protocol --json benchmarks/results/protocol.json
 	$(PY) -m benchmarks.sim --json benchmarks/results/sim.json
+	$(PY) -m benchmarks.replay --json benchmarks/results/replay.json
 	$(PY) -m benchmarks.vla_sampling --json benchmarks/results/vla_sampling.json
 	$(PY) -m benchmarks.parl_sim --json benchmarks/results/parl_sim.json
 

@@ -77,6 +77,19 @@ def _ensure_tiny_vla(cfg, console) -> None:
         console.print(f"wrote a tiny randomly initialised VLA to {checkpoint}")
 
 
+def _sim_adapter(task: str, spec, seed: int, expert_overrides: list[str] | None):
+    """A MuJoCo tabletop task behind the robot side, hosting its scripted expert when overrides are given."""
+    from robot_parl import typed_config
+    from robot_parl.robots.sim.sim_adapter import SimAdapter
+    from robot_parl.robots.sim.tabletop import TabletopEnv
+    from robot_parl.robots.sim.tabletop_expert import TabletopExpertConfig
+
+    expert = None
+    if expert_overrides is not None:
+        expert = typed_config.from_dict(TabletopExpertConfig, typed_config.apply_overrides({}, expert_overrides))
+    return SimAdapter(TabletopEnv(task), spec, seed=seed, expert=expert)
+
+
 def _robot(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -88,12 +101,11 @@ def _robot(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec or ("sim_tabletop" if args.sim else "widowx"), args.overrides)
     if args.sim:
-        from robot_parl.robots.sim.sim_adapter import SimAdapter
-        from robot_parl.robots.sim.tabletop import TabletopEnv
-
-        adapter = SimAdapter(TabletopEnv(args.sim), spec, seed=args.seed)
+        adapter = _sim_adapter(args.sim, spec, args.seed, args.expert)
         args.instruction = args.instruction or adapter.env.instruction
     else:
+        if args.expert is not None:
+            raise SystemExit("robot-parl robot: --expert needs --sim (only simulated robots have scripted experts)")
         from robot_parl.robots.sim.kinematic_arm import KinematicArm
 
         adapter = KinematicArm(spec, seed=args.seed)
@@ -113,6 +125,69 @@ def _robot(args: argparse.Namespace) -> int:
         session.close()
     counters = dict(side.safety.counters) | dict(side.counters)
     print(json.dumps({"ticks": side.seq, "counters": counters}), flush=True)
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    import threading
+    from contextlib import ExitStack
+
+    from robot_parl.robots.remote import RemoteRobotEnv
+    from robot_parl.robots.spec import load_spec
+    from robot_parl.runtime.collect import Collector, open_store_for
+    from robot_parl.teleop.device import Paired
+    from robot_parl.teleop.keyboard import HELP, Keyboard
+    from robot_parl.transport.keys import KeySpace
+    from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
+
+    spec = load_spec(args.spec or ("sim_tabletop" if args.sim else "widowx"), args.overrides)
+    keys = KeySpace(args.session, args.robot)
+    low, high = spec.action.low, spec.action.high
+    store = open_store_for(args.store, spec)
+    with ExitStack() as stack:
+        connect = args.connect
+        if args.sim:  # a simulated robot side in this process, on its own zenoh session
+            from robot_parl.robots.side import RobotSide
+
+            endpoint = free_loopback_endpoint()
+            robot_session = open_session(TransportConfig(listen=[endpoint]))
+            stack.callback(robot_session.close)
+            adapter = _sim_adapter(args.sim, spec, args.seed, args.expert if args.device == "expert" else None)
+            side = RobotSide(adapter, robot_session, keys, synchronous=True, instruction=adapter.env.instruction)
+            stop = threading.Event()
+            thread = threading.Thread(target=side.run, args=(stop,), daemon=True)
+            thread.start()
+            stack.callback(side.close)
+            stack.callback(thread.join, 10)
+            stack.callback(stop.set)
+            connect = [endpoint]
+        session = open_session(TransportConfig(connect=connect))
+        stack.callback(session.close)
+        env = RemoteRobotEnv(session, keys, spec, timeout_s=args.timeout, action_source="teleop")
+        stack.callback(env.close)
+        if args.device in ("robot", "expert"):
+            from robot_parl.teleop.robot_forwarded import RobotForwarded
+
+            # the expert answers each observation: wait for its command; a forwarded device is followed live
+            device = RobotForwarded(session, keys, wait_s=args.timeout if args.device == "expert" else 0.0)
+            if args.device == "robot" and sys.stdin.isatty():
+                device = Paired(device, Keyboard(low, high))
+        elif args.device == "spacemouse":
+            from robot_parl.teleop.spacemouse import SpaceMouse
+
+            device = Paired(SpaceMouse(low, high), Keyboard(low, high))
+        else:
+            device = Keyboard(low, high)
+        stack.callback(device.close)
+        writer = stack.enter_context(store.writer(f"robot-parl collect ({device.name})"))
+        if args.device != "expert":
+            print(HELP, file=sys.stderr)
+        collector = Collector(env, writer, device, source="sim" if args.device == "expert" else "teleop",
+                              horizon=args.horizon, auto_start=args.device == "expert",
+                              status=lambda line: print(f"\r{line:<100}", end="", file=sys.stderr, flush=True))
+        report = collector.run(args.episodes)
+        print(file=sys.stderr)
+    print(json.dumps({"store": str(args.store), **vars(report)}), flush=True)
     return 0
 
 
@@ -241,8 +316,30 @@ def build_parser() -> argparse.ArgumentParser:
     robot.add_argument("--ticks", type=int, default=None, help="stop after this many ticks")
     robot.add_argument("--seed", type=int, default=0)
     robot.add_argument("--instruction", default="", help="language instruction sent with observations")
+    robot.add_argument("--expert", nargs="*", metavar="KEY=VALUE",
+                       help="host the sim task's scripted expert as a teleop device (e.g. --expert noise=0.2)")
     robot.add_argument("overrides", nargs="*", help="dotted robot spec overrides, e.g. control_rate_hz=10")
     robot.set_defaults(run=_robot)
+
+    collect = sub.add_parser("collect", help="record demonstrations from a robot side with a teleop device")
+    collect.add_argument("--store", required=True, help="episode store directory (created for this robot if missing)")
+    collect.add_argument("--device", default="keyboard", choices=["keyboard", "spacemouse", "robot", "expert"],
+                         help="robot: Teleop messages the robot side forwards (ROS 2 topics); expert: a simulated "
+                              "robot's scripted expert (episodes start by themselves)")
+    collect.add_argument("--sim", choices=["reach", "push", "pick", "place", "stack"],
+                         help="run a MuJoCo tabletop robot side in this process (synchronous)")
+    collect.add_argument("--expert", nargs="*", default=[], metavar="KEY=VALUE",
+                         help="scripted expert quality with --sim --device expert, e.g. noise=0.2 hesitation=0.1")
+    collect.add_argument("--spec", help="robot spec name or YAML path (default: sim_tabletop with --sim, else widowx)")
+    collect.add_argument("--session", default="default", help="session name in the key space")
+    collect.add_argument("--robot", default="robot0", help="robot name in the key space")
+    collect.add_argument("--connect", nargs="*", default=["tcp/127.0.0.1:7447"], help="the robot side's endpoints")
+    collect.add_argument("--episodes", type=int, default=None, help="stop after this many kept episodes")
+    collect.add_argument("--horizon", type=int, default=300, help="steps before an episode ends as a failure")
+    collect.add_argument("--timeout", type=float, default=10.0, help="seconds without an observation before failing")
+    collect.add_argument("--seed", type=int, default=0)
+    collect.add_argument("overrides", nargs="*", help="dotted robot spec overrides, e.g. control_rate_hz=10")
+    collect.set_defaults(run=_collect)
 
     data_parser = sub.add_parser("data", help="episode stores: inspect, statistics, bag import, videos")
     data = data_parser.add_subparsers(dest="data", required=True)

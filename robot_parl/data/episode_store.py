@@ -86,6 +86,16 @@ _COLUMNS = {"start": "int64", "end": "int64", "success": "bool", "source": "uint
             "keys": str}
 
 
+def rl_schema(obs_keys: dict[str, KeySpec], action_dim: int, num_candidates: int = 0) -> dict[str, KeySpec]:
+    """The schema of RL episodes (see rl/store_episodes.py) with these observation keys; rollouts may
+    add ``num_candidates`` base-policy samples per step (none: 0)."""
+    schema = {"timestamp": KeySpec("float64", ()), **obs_keys, "action": KeySpec("float32", (action_dim,)),
+              "reward": KeySpec("float32", ())}
+    if num_candidates:
+        schema["candidates"] = KeySpec("float32", (num_candidates, action_dim), optional=True)
+    return schema
+
+
 def _row_info(index: int, row: dict) -> EpisodeInfo:
     """An episode-table row as stored (source as its index, optional keys as JSON) -> EpisodeInfo."""
     return EpisodeInfo(index=index, start=int(row["start"]), end=int(row["end"]), success=bool(row["success"]),

@@ -14,18 +14,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from robot_parl.data.episode_store import EpisodeStore, EpisodeWriter, KeySpec, Source
+from robot_parl.data.episode_store import EpisodeStore, EpisodeWriter, Source
 from robot_parl.models.encoders import Obs, unflatten_obs
 from robot_parl.rl.replay import Episode
 
 ONLINE_SOURCES: tuple[Source, ...] = ("rollout", "intervention")
-
-
-def rl_schema(obs_keys: dict[str, KeySpec], action_dim: int, num_candidates: int) -> dict[str, KeySpec]:
-    """The store schema for RL episodes with these observation keys."""
-    return {"timestamp": KeySpec("float64", ()), **obs_keys, "action": KeySpec("float32", (action_dim,)),
-            "reward": KeySpec("float32", ()),
-            "candidates": KeySpec("float32", (num_candidates, action_dim), optional=True)}
 
 
 def write_episode(writer: EpisodeWriter, obs: dict[str, np.ndarray], actions: np.ndarray, rewards: np.ndarray,

@@ -17,7 +17,7 @@ import numpy as np
 from robot_parl.robots.spec import RobotSpec
 from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
-from robot_parl.transport.messages import Action, Control, Observation
+from robot_parl.transport.messages import Action, Control, Observation, Status
 
 
 class RobotTimeout(TimeoutError):
@@ -29,8 +29,10 @@ class RemoteRobotEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, session, keys: KeySpace, spec: RobotSpec, timeout_s: float = 10.0, horizon: int | None = None):
+    def __init__(self, session, keys: KeySpace, spec: RobotSpec, timeout_s: float = 10.0, horizon: int | None = None,
+                 action_source: str = "policy"):
         self.spec = spec
+        self.action_source = action_source  # what the robot side logs the actions as: policy | teleop
         self.keys = keys
         self.timeout_s = timeout_s
         self.horizon = horizon
@@ -44,7 +46,10 @@ class RemoteRobotEnv(gym.Env):
         self.observation_space = gym.spaces.Dict(spaces)
         self.observations = Inbox(Observation, maxlen=4)
         self.labels = Inbox(Control, maxlen=64)
-        self._subs = [subscribe(session, keys.obs, self.observations), subscribe(session, keys.control, self.labels)]
+        self.robot_status: Status | None = None  # the robot side's latest counters and versions
+        status = Inbox(Status, on_message=lambda msg: setattr(self, "robot_status", msg))
+        self._subs = [subscribe(session, keys.obs, self.observations), subscribe(session, keys.control, self.labels),
+                      subscribe(session, keys.status, status)]
         self._action = Publisher(session, keys.action)
         self._control = Publisher(session, keys.control, block=True)
         self.episode_id = ""
@@ -97,7 +102,7 @@ class RemoteRobotEnv(gym.Env):
         if values.shape != self.action_space.shape:
             raise ValueError(f"action must have shape {self.action_space.shape} ({self.spec.action.names}), "
                              f"got {values.shape}")
-        self._action.put(Action(self.last.seq, values, "policy", sent_ns=time.monotonic_ns()))
+        self._action.put(Action(self.last.seq, values, self.action_source, sent_ns=time.monotonic_ns()))
         obs = self._next_observation(self.last.seq, self.episode_id)
         self.steps += 1
         label = self._label()
@@ -105,6 +110,10 @@ class RemoteRobotEnv(gym.Env):
         truncated = self.horizon is not None and self.steps >= self.horizon and not success
         info = {"seq": obs.seq, "success": success, "episode_id": self.episode_id, "labelled": label is not None}
         return self._obs(obs), float(success), bool(success), bool(truncated), info
+
+    def hold(self) -> None:
+        """End the robot side's episode: it holds until the next reset()."""
+        self._control.put(Control("stop"))
 
     def close(self):
         if self._subs:

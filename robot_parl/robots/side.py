@@ -7,7 +7,10 @@ messages start and stop episodes, reset to home, label outcomes, mark interventi
 clear the e-stop. In synchronous mode (simulated robots in tests and benchmarks) the robot waits for
 each action instead of holding.
 
-Hardware or a simulator plugs in through a :class:`RobotAdapter`.
+Hardware or a simulator plugs in through a :class:`RobotAdapter`. Teleop devices the robot side hosts
+(ROS 2 teleop topics, a simulated robot's scripted expert) are forwarded as Teleop messages for data
+collection and interventions: an adapter with a ``teleop(frame)`` method is asked once per tick, and
+its answer goes out, stamped like the frame, before the observation.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from robot_parl.robots.safety import Safety, Watchdog
 from robot_parl.robots.spec import RobotSpec
 from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
-from robot_parl.transport.messages import Action, Control, Observation, Status
+from robot_parl.transport.messages import Action, Control, Observation, Status, Teleop
 
 
 @dataclass
@@ -84,6 +87,7 @@ class RobotSide:
         self._subs = [subscribe(session, keys.action, self.actions), subscribe(session, keys.control, self.controls)]
         self._obs = Publisher(session, keys.obs, block=synchronous)
         self._status = Publisher(session, keys.status)
+        self._teleop = Publisher(session, keys.teleop, block=synchronous)
         self._stop = threading.Event()
 
     # control ------------------------------------------------------------------------------------
@@ -120,6 +124,9 @@ class RobotSide:
             self._handle(msg)
         frame = self.adapter.read()
         self.seq += 1
+        hosted = getattr(self.adapter, "teleop", None)
+        if hosted is not None and (command := hosted(frame)) is not None:
+            self.forward_teleop(command)
         self._obs.put(Observation(self.seq, frame.stamp_ns, frame.images, frame.image_stamps_ns,
                                   np.asarray(frame.proprio, np.float32), frame.ee_pose, self.instruction,
                                   self.episode_id, frame.success))
@@ -160,6 +167,11 @@ class RobotSide:
                 self.adapter.apply(verdict.values)
             return
 
+    def forward_teleop(self, msg: Teleop) -> None:
+        """Publish a command from a device this robot side hosts (any thread)."""
+        self.counters["teleop_forwarded"] += 1
+        self._teleop.put(msg)
+
     def publish_status(self) -> None:
         counters = dict(self.safety.counters) | dict(self.counters)
         counters["actions_refused"] = self.actions.refused
@@ -194,3 +206,4 @@ class RobotSide:
             sub.undeclare()
         self._obs.close()
         self._status.close()
+        self._teleop.close()

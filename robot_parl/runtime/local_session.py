@@ -23,7 +23,7 @@ import torch
 
 from robot_parl import typed_config
 from robot_parl.checkpoint import atomic_write
-from robot_parl.data.episode_store import EpisodeStore, KeySpec
+from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
 from robot_parl.eval.rollouts import Rollout, run_episodes, success_rate
 from robot_parl.models.autoregressive import AutoregressiveConfig
 from robot_parl.models.base import ObsSpec
@@ -34,7 +34,7 @@ from robot_parl.models.factory import PolicyConfig
 from robot_parl.rl.agent import ParlAgent
 from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
 from robot_parl.rl.critic import QEnsemble
-from robot_parl.rl.store_episodes import StoreFeed, rl_schema, write_episode
+from robot_parl.rl.store_episodes import StoreFeed, write_episode
 from robot_parl.robots.sim.point_reach import (
     ExpertConfig,
     PointReachConfig,

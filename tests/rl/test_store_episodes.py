@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from robot_parl import typed_config
-from robot_parl.data.episode_store import EpisodeStore, KeySpec
-from robot_parl.rl.store_episodes import StoreFeed, read_episode, rl_schema, write_episode
+from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
+from robot_parl.rl.store_episodes import StoreFeed, read_episode, write_episode
 from robot_parl.runtime.local_session import LocalSession, SessionConfig
 
 OBS = {"images/front": KeySpec("uint8", (8, 8, 3)), "proprio": KeySpec("float32", (2,))}
