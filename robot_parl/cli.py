@@ -70,11 +70,11 @@ def _ensure_tiny_vla(cfg, console) -> None:
     from robot_parl.models.vla.checkpoint import write_random_checkpoint
 
     if cfg.policy.kind != "vla":
-        raise SystemExit("robot-parl demo: --tiny-vla needs policy.kind=vla")
+        raise SystemExit("robot-parl: --tiny-vla needs policy.kind=vla")
     checkpoint = Path(cfg.policy.vla.checkpoint)
     if not (checkpoint / "config.json").is_file():
         write_random_checkpoint(checkpoint, seed=cfg.seed)
-        console.print(f"wrote a tiny randomly initialised VLA to {checkpoint}")
+        (console.print if console is not None else print)(f"wrote a tiny randomly initialised VLA to {checkpoint}")
 
 
 def _sim_adapter(task: str, spec, seed: int, expert_overrides: list[str] | None):
@@ -189,6 +189,91 @@ def _collect(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     print(json.dumps({"store": str(args.store), **vars(report)}), flush=True)
     return 0
+
+
+def _log(line: str) -> None:
+    """A timestamped log line (processes of a session log to their own files)."""
+    import time
+
+    print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+
+def _stop_on_signals():
+    """An event set by SIGINT/SIGTERM: long-running commands stop cleanly (and checkpoint) on either."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _finetune_config(args: argparse.Namespace):
+    from robot_parl import typed_config
+    from robot_parl.runtime.config import FinetuneConfig
+
+    cfg = typed_config.load(FinetuneConfig, args.config, args.overrides)
+    if getattr(args, "tiny_vla", False):
+        _ensure_tiny_vla(cfg, None)
+    return cfg
+
+
+def _learner(args: argparse.Namespace) -> int:
+    import torch
+
+    from robot_parl.runtime.learner import Learner
+    from robot_parl.transport.session import TransportConfig, open_session
+
+    torch.set_num_threads(args.threads)
+    cfg = _finetune_config(args)
+    stop = _stop_on_signals()
+    session = open_session(TransportConfig(listen=[cfg.link.learner_endpoint], connect=[]))
+    learner = Learner(cfg, args.out, session, log=_log)
+    print(f"learner {learner.instance} on {cfg.link.learner_endpoint}, session {cfg.link.session!r}, "
+          f"store {learner.out / 'episodes'}" + (" (resumed)" if learner.resumed else ""), flush=True)
+    try:
+        learner.run(stop)
+    finally:
+        learner.close()
+        session.close()
+    print(json.dumps({"instance": learner.instance, "counters": dict(learner.counters),
+                      "agent": dict(learner.agent.counters), "rates": learner.rates()}), flush=True)
+    return 0
+
+
+def _actor(args: argparse.Namespace) -> int:
+    import torch
+
+    from robot_parl.runtime.actor import Actor
+    from robot_parl.transport.session import TransportConfig, open_session
+
+    torch.set_num_threads(args.threads)
+    cfg = _finetune_config(args)
+    stop = _stop_on_signals()
+    session = open_session(TransportConfig(connect=[cfg.link.robot_endpoint, cfg.link.learner_endpoint]))
+    actor = Actor(cfg, args.out, session, name=args.name, log=_log)
+    print(f"actor {args.name} on robot {cfg.link.robot!r} ({cfg.link.robot_endpoint}), learner "
+          f"{cfg.link.learner_endpoint}", flush=True)
+    try:
+        summary = actor.run(stop)
+    finally:
+        actor.close()
+        session.close()
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from robot_parl import typed_config
+    from robot_parl.runtime.supervisor import Supervisor
+
+    cfg = _finetune_config(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    typed_config.save(cfg, out / "config.yaml")
+    supervisor = Supervisor(cfg, out, threads=args.threads)
+    return supervisor.run(_stop_on_signals())
 
 
 def _data_inspect(args: argparse.Namespace) -> int:
@@ -320,6 +405,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="host the sim task's scripted expert as a teleop device (e.g. --expert noise=0.2)")
     robot.add_argument("overrides", nargs="*", help="dotted robot spec overrides, e.g. control_rate_hz=10")
     robot.set_defaults(run=_robot)
+
+    for name, run, text in (("finetune", _finetune, "an online session: learner + actor (+ a sim robot side), "
+                                                    "with a live console view"),
+                            ("learner", _learner, "the learner: episode store, critic and distillation, weights"),
+                            ("actor", _actor, "the actor: acts on a robot side, streams steps, hot-swaps weights")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--config", help="session YAML (runtime.config.FinetuneConfig); one file for all processes")
+        cmd.add_argument("--out", required=True, help="output directory of this process (or session)")
+        cmd.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+        cmd.add_argument("--tiny-vla", action="store_true",
+                         help="policy.kind=vla: write a tiny random VLA at the card's checkpoint path if none is there")
+        if name == "actor":
+            cmd.add_argument("--name", default="actor0", help="this actor's name (one per robot)")
+        cmd.add_argument("overrides", nargs="*", help="dotted overrides, e.g. actor.episodes=10")
+        cmd.set_defaults(run=run)
 
     collect = sub.add_parser("collect", help="record demonstrations from a robot side with a teleop device")
     collect.add_argument("--store", required=True, help="episode store directory (created for this robot if missing)")

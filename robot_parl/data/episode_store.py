@@ -32,7 +32,7 @@ import zarr
 
 from robot_parl.data.stats import key_stats
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: episode_id and partial columns
 Source = Literal["teleop", "rollout", "intervention", "sim"]
 SOURCES: tuple[Source, ...] = ("teleop", "rollout", "intervention", "sim")
 LOCK_FILE = "writer.lock"
@@ -76,6 +76,8 @@ class EpisodeInfo:
     wall_start: float
     wall_end: float
     keys: tuple[str, ...]  # the optional keys this episode has
+    episode_id: str = ""  # the recorder's id (actors: unique per episode, used to never commit one twice)
+    partial: bool = False  # cut short by a crash of its recorder: no outcome, not terminal
 
     def __len__(self) -> int:
         return self.end - self.start
@@ -83,7 +85,7 @@ class EpisodeInfo:
 
 _COLUMNS = {"start": "int64", "end": "int64", "success": "bool", "source": "uint8", "policy_version": "int64",
             "critic_version": "int64", "instruction": str, "wall_start": "float64", "wall_end": "float64",
-            "keys": str}
+            "keys": str, "episode_id": str, "partial": "bool"}
 
 
 def rl_schema(obs_keys: dict[str, KeySpec], action_dim: int, num_candidates: int = 0) -> dict[str, KeySpec]:
@@ -102,7 +104,8 @@ def _row_info(index: int, row: dict) -> EpisodeInfo:
                        source=SOURCES[int(row["source"])], policy_version=int(row["policy_version"]),
                        critic_version=int(row["critic_version"]), instruction=str(row["instruction"]),
                        wall_start=float(row["wall_start"]), wall_end=float(row["wall_end"]),
-                       keys=tuple(json.loads(str(row["keys"]))))
+                       keys=tuple(json.loads(str(row["keys"]))), episode_id=str(row["episode_id"]),
+                       partial=bool(row["partial"]))
 
 
 def _schema_from_attrs(raw: dict) -> dict[str, KeySpec]:
@@ -234,7 +237,7 @@ class EpisodeWriter:
         return dropped
 
     def begin(self, source: Source, instruction: str = "", policy_version: int = 0, critic_version: int = 0,
-              optional_keys: tuple[str, ...] = ()) -> None:
+              optional_keys: tuple[str, ...] = (), episode_id: str = "") -> None:
         """Start an episode; the previous one must have been ended or discarded."""
         if self._recording is not None:
             raise StoreError("an episode is already being recorded; end() or discard() it first")
@@ -245,7 +248,7 @@ class EpisodeWriter:
                 raise StoreError(f"{k!r} is not an optional key of this store "
                                  f"(optional: {sorted(k for k, s in self.schema.items() if s.optional)})")
         self._recording = _Recording(source, instruction, policy_version, critic_version, tuple(optional_keys),
-                                     time.time())
+                                     time.time(), episode_id)
 
     def add(self, frame: dict[str, np.ndarray | float]) -> None:
         """Append one step; a bad frame raises :class:`StoreError` and nothing of it is kept."""
@@ -289,17 +292,20 @@ class EpisodeWriter:
         rec.flushed += n
         rec.buffer = {}
 
-    def end(self, success: bool) -> EpisodeInfo:
-        """Write the episode and commit it atomically; returns its table row."""
+    def end(self, success: bool, partial: bool = False) -> EpisodeInfo:
+        """Write the episode and commit it atomically; returns its table row. ``partial``: what survived of an
+        episode whose recorder crashed (kept for its transitions, flagged, never counted as an outcome)."""
         rec = self._require_recording()
         if rec.frames == 0:
             raise StoreError("an episode needs at least one frame; discard() an empty one")
+        if partial and success:
+            raise StoreError("a partial episode has no outcome: it cannot be marked a success")
         self._flush(rec)
         index, start, end = self.episodes, self.frames, self.frames + rec.frames
         row = {"start": start, "end": end, "success": bool(success), "source": SOURCES.index(rec.source),
                "policy_version": rec.policy_version, "critic_version": rec.critic_version,
                "instruction": rec.instruction, "wall_start": rec.wall_start, "wall_end": time.time(),
-               "keys": json.dumps(list(rec.optional_keys))}
+               "keys": json.dumps(list(rec.optional_keys)), "episode_id": rec.episode_id, "partial": partial}
         for column, value in row.items():
             arr = self.root[f"meta/episodes/{column}"]
             arr.resize((index + 1,))
@@ -356,6 +362,7 @@ class _Recording:
     critic_version: int
     optional_keys: tuple[str, ...]
     wall_start: float
+    episode_id: str
     frames: int = 0
     flushed: int = 0
     last_timestamp: float = float("-inf")

@@ -7,6 +7,7 @@ actions, and moves weights between learner and actor. Actions live in the policy
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -101,16 +102,7 @@ class TorchPolicy(nn.Module):
         return {k: v.detach().clone() for k, v in self.state_dict().items()}
 
     def load_sync_state(self, state: dict[str, torch.Tensor]) -> None:
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-        if missing or unexpected or wrong:
-            raise ValueError(f"weights do not fit {type(self).__name__}: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}")
-        with torch.no_grad():
-            for k, v in own.items():
-                v.copy_(state[k])
+        copy_state(self.state_dict(), state, type(self).__name__)
 
     def save(self, directory: str | Path) -> None:
         save_tree(Path(directory) / "policy.safetensors",
@@ -121,6 +113,21 @@ class TorchPolicy(nn.Module):
         self.load_sync_state(tree["weights"])
         self.optimizer.load_state_dict(tree["optimizer"])
         self.updates = tree["updates"]
+
+
+def copy_state(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Copy ``state`` into the tensors of ``own`` in place, only once every name and shape matches (a state
+    for another model is refused whole, never half applied)."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in set(own) & set(state)
+                   if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise ValueError(f"weights do not fit {what}: missing {missing[:3]} ({len(missing)}), unexpected "
+                         f"{unexpected[:3]} ({len(unexpected)}), wrong shapes {wrong[:3]} ({len(wrong)})")
+    with torch.no_grad():
+        for name, tensor in own.items():
+            tensor.copy_(state[name])
 
 
 def _check_actions(actions: torch.Tensor, action_dim: int) -> None:

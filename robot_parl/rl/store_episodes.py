@@ -23,12 +23,13 @@ ONLINE_SOURCES: tuple[Source, ...] = ("rollout", "intervention")
 
 def write_episode(writer: EpisodeWriter, obs: dict[str, np.ndarray], actions: np.ndarray, rewards: np.ndarray,
                   success: bool, source: Source, candidates: torch.Tensor | None = None, policy_version: int = 0,
-                  instruction: str = "", timestamps: np.ndarray | None = None) -> int:
+                  instruction: str = "", timestamps: np.ndarray | None = None, critic_version: int = 0,
+                  episode_id: str = "", partial: bool = False) -> int:
     """Commit one episode (obs [T + 1, ...] under flat keys, actions [T, A], rewards [T]); returns its index."""
     t = len(actions)
     timestamps = np.arange(t + 1, dtype=np.float64) if timestamps is None else timestamps
-    writer.begin(source, instruction=instruction, policy_version=policy_version,
-                 optional_keys=("candidates",) if candidates is not None else ())
+    writer.begin(source, instruction=instruction, policy_version=policy_version, critic_version=critic_version,
+                 optional_keys=("candidates",) if candidates is not None else (), episode_id=episode_id)
     pad_action = np.zeros_like(actions[0])
     for i in range(t + 1):
         frame = {k: v[i] for k, v in obs.items()}
@@ -37,7 +38,7 @@ def write_episode(writer: EpisodeWriter, obs: dict[str, np.ndarray], actions: np
         if candidates is not None:
             frame["candidates"] = candidates[i].numpy()
         writer.add(frame)
-    return writer.end(success).index
+    return writer.end(success, partial).index
 
 
 def read_episode(store: EpisodeStore, index: int, obs_keys: Sequence[str],

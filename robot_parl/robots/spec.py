@@ -24,12 +24,18 @@ class CameraSpec:
     height: int = 480
     encoding: Literal["rgb8", "bgr8", "mono8", "16UC1"] = "rgb8"
     rate_hz: float = 30.0
+    # Calibration file (calibration/<rig>/<camera>.yaml; relative to the working directory or the
+    # repository). When set, the adapter delivers raw frames at the calibrated size and the robot side
+    # undistorts, crops and resizes them to width x height before sending (robot_parl.calibration.rectify).
+    calibration: str | None = None
 
     def validate(self) -> None:
         require(bool(self.name) and "/" not in self.name, "name", "a non-empty camera name without '/'", self.name)
         require(self.width > 0 and self.height > 0, "width", "positive width and height",
                 (self.width, self.height))
         require(self.rate_hz > 0, "rate_hz", "a positive rate", self.rate_hz)
+        require(self.calibration is None or self.calibration.endswith((".yaml", ".yml")), "calibration",
+                "a path to a calibration YAML file", self.calibration)
 
 
 @dataclass
@@ -93,6 +99,12 @@ class RobotSpec:
     @property
     def period_s(self) -> float:
         return 1.0 / self.control_rate_hz
+
+    def observation_keys(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """Flat observation keys (as stored and as policies read them) -> (dtype, per-step shape)."""
+        keys = {f"images/{c.name}": ("uint8", (c.height, c.width, 3)) for c in self.cameras}
+        keys["proprio"] = ("float32", (len(self.proprio),))
+        return keys
 
     def validate(self) -> None:
         require(self.control_rate_hz > 0, "control_rate_hz", "a positive rate", self.control_rate_hz)

@@ -26,16 +26,9 @@ from robot_parl.teleop.device import TeleopDevice, hold_action
 ENDING_EVENTS = ("success", "failure", "discard", "quit")
 
 
-def spec_obs_keys(spec: RobotSpec) -> dict[str, KeySpec]:
-    """The store keys of a robot's observations: one image key per camera, and proprio."""
-    keys = {f"images/{c.name}": KeySpec("uint8", (c.height, c.width, 3)) for c in spec.cameras}
-    keys["proprio"] = KeySpec("float32", (len(spec.proprio),))
-    return keys
-
-
 def open_store_for(path, spec: RobotSpec) -> EpisodeStore:
     """The store at ``path`` (created for this robot if missing); one made for another robot is refused."""
-    wanted = rl_schema(spec_obs_keys(spec), spec.action.dim)
+    wanted = rl_schema({k: KeySpec(*v) for k, v in spec.observation_keys().items()}, spec.action.dim)
     if not (Path(path) / "zarr.json").is_file():
         return EpisodeStore.create(path, wanted, robot_spec=asdict(spec))
     store = EpisodeStore(path)

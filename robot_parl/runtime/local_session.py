@@ -10,7 +10,6 @@ no distillation), both compared against the BC policy alone.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
@@ -22,7 +21,6 @@ import numpy as np
 import torch
 
 from robot_parl import typed_config
-from robot_parl.checkpoint import atomic_write
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
 from robot_parl.eval.rollouts import Rollout, run_episodes, success_rate
 from robot_parl.models.autoregressive import AutoregressiveConfig
@@ -43,6 +41,8 @@ from robot_parl.robots.sim.point_reach import (
 )
 from robot_parl.robots.sim.tabletop_expert import TabletopExpertConfig
 from robot_parl.robots.sim.tabletop_vec import TabletopVecEnv
+from robot_parl.runtime.checkpoints import load_latest, save_checkpoint
+from robot_parl.runtime.config import resolve_parl
 from robot_parl.typed_config import require
 
 Method = Literal["parl", "rerank"]
@@ -136,12 +136,7 @@ class SessionConfig:
 
     def method_parl(self) -> ParlConfig:
         """The algorithm settings the chosen method runs with (a VLA card's overrides applied)."""
-        parl = self.parl
-        if self.policy.kind == "vla" and self.policy.vla.parl:
-            try:
-                parl = typed_config.merged(parl, self.policy.vla.parl)
-            except typed_config.ConfigError as err:
-                raise err.under("policy.vla.parl") from None
+        parl = resolve_parl(self.parl, self.policy)
         if self.method == "parl":
             return parl
         return dataclasses.replace(parl, local_steps=0, schedule=dataclasses.replace(parl.schedule, distill_utd=0.0))
@@ -310,26 +305,18 @@ class LocalSession:
     # checkpoints --------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
-        """Save the agent and the curve so far under checkpoints/, then point `latest` at it."""
-        name = f"episode_{self.agent.counters['online_episodes']:06d}"
-        directory = self.out / "checkpoints" / name
-        self.agent.save(directory)
-        atomic_write(directory / "curve.json", lambda f: f.write(json.dumps(self.curve)), mode="w")
-        # How many of the store's episodes the saved replay holds: later ones are fed again on resume.
-        atomic_write(directory / "session.json", lambda f: f.write(json.dumps({"store_position": self.feed.position})),
-                     mode="w")
-        atomic_write(self.out / "checkpoints" / "latest", lambda f: f.write(name), mode="w")
-        return directory
+        """Save the agent and the curve so far under checkpoints/ (see runtime/checkpoints.py)."""
+        # store_position: how many of the store's episodes the saved replay holds; later ones are fed on resume
+        return save_checkpoint(self.out / "checkpoints", f"episode_{self.agent.counters['online_episodes']:06d}",
+                               self.agent, {"store_position": self.feed.position, "curve": self.curve})
 
     def resume(self) -> bool:
         """Load the latest checkpoint of this output directory, if there is one."""
-        pointer = self.out / "checkpoints" / "latest"
-        if not pointer.is_file():
+        session = load_latest(self.out / "checkpoints", self.agent)
+        if session is None:
             return False
-        directory = self.out / "checkpoints" / pointer.read_text().strip()
-        self.agent.load(directory)
-        self.curve = json.loads((directory / "curve.json").read_text())
-        self.feed.position = json.loads((directory / "session.json").read_text())["store_position"]
+        self.curve = session["curve"]
+        self.feed.position = session["store_position"]
         return True
 
 

@@ -1,4 +1,9 @@
-"""The zenoh key space: robot_parl/<session>/<robot>/{obs,action,control,status,teleop,step,episode,weights/<part>}."""
+"""The zenoh key space: robot_parl/<session>/<robot>/{obs,action,control,status,teleop,step,actor,weights/<part>}.
+
+The learner serves every robot of a session under the robot name ``learner``: its status and weights
+are ``robot_parl/<session>/learner/{status,weights/<part>}``; it hears all robots' steps and actor
+statuses through :meth:`KeySpace.all_robots`.
+"""
 
 from __future__ import annotations
 
@@ -55,8 +60,13 @@ class KeySpace:
         return self._key("step")
 
     @property
-    def episode(self) -> str:
-        return self._key("episode")
+    def actor(self) -> str:
+        """The actor's status (versions, latencies, episode counts) for the learner and the supervisor."""
+        return self._key("actor")
+
+    def all_robots(self, leaf: str) -> str:
+        """A key expression for ``leaf`` of every robot in this session."""
+        return f"{ROOT}/{self.session}/*/{leaf}"
 
     def weights(self, part: str) -> str:
         """Key of a weight payload, e.g. ``weights/policy`` or ``weights/critic``."""

@@ -106,6 +106,43 @@ class Teleop:
 
 
 @dataclass
+class Step:
+    """One step of an episode, from actor to learner: s_t, the executed a_t (policy space [-1, 1]), r_t and
+    the N candidates drawn at s_t. Index 0..T; the ``final`` step holds s_T alone and ends the episode."""
+
+    TYPE: ClassVar[str] = "step"
+    actor: str
+    episode_id: str
+    index: int
+    stamp_ns: int
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    proprio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    action: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    candidates: np.ndarray | None = None
+    reward: float = 0.0
+    source: Literal["rollout", "intervention"] = "rollout"
+    policy_version: int = 0
+    critic_version: int = 0
+    instruction: str = ""
+    final: bool = False
+    success: bool = False
+
+
+@dataclass
+class LearnerStatus:
+    """The learner's heartbeat: which instance is running, its versions and rates, and the episodes it has
+    committed lately (actors drop those from their journals and resend the others)."""
+
+    TYPE: ClassVar[str] = "learner_status"
+    stamp_ns: int
+    instance: str
+    versions: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    rates: dict[str, float] = field(default_factory=dict)
+    committed: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Chunk:
     """One piece of a large payload (weights); see transport/chunks.py."""
 
@@ -118,7 +155,8 @@ class Chunk:
     data: np.ndarray  # uint8
 
 
-MESSAGES: dict[str, type] = {cls.TYPE: cls for cls in (Observation, Action, Control, Status, Teleop, Chunk)}
+MESSAGES: dict[str, type] = {cls.TYPE: cls for cls in (Observation, Action, Control, Status, Teleop, Step,
+                                                       LearnerStatus, Chunk)}
 
 # (field, allowed dtypes, allowed ndims) of every array field; a dict field holds arrays by name.
 _ARRAYS: dict[str, dict[str, tuple[set[str], set[int]]]] = {
@@ -128,6 +166,9 @@ _ARRAYS: dict[str, dict[str, tuple[set[str], set[int]]]] = {
     "control": {},
     "status": {},
     "teleop": {"values": ({"float32"}, {1})},
+    "step": {"images": ({"uint8", "uint16"}, {2, 3}), "proprio": ({"float32"}, {1}), "action": ({"float32"}, {1}),
+             "candidates": ({"float32"}, {2})},
+    "learner_status": {},
     "chunk": {"data": ({"uint8"}, {1})},
 }
 

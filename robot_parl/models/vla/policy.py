@@ -18,13 +18,13 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft
 from torch import nn
 
 from robot_parl.checkpoint import load_tree, save_tree
-from robot_parl.models.base import _check_actions
+from robot_parl.models.base import _check_actions, copy_state
 from robot_parl.models.encoders import Obs
 from robot_parl.models.vla.actions import ActionNormalizer, ActionTokenizer
 from robot_parl.models.vla.card import LoRASettings, SamplerConfig, VLACard
 from robot_parl.models.vla.checkpoint import build_model, load_weights, write_checkpoint
 from robot_parl.models.vla.image import preprocess
-from robot_parl.models.vla.model import IGNORE_INDEX, OpenVLAModel, VLAConfig
+from robot_parl.models.vla.model import OpenVLAModel, VLAConfig
 from robot_parl.models.vla.prompt import EOS_ID, SPACE_ID, load_tokenizer, prompt_ids
 from robot_parl.models.vla.quantize import quantize_decoder
 from robot_parl.models.vla.sampler import CandidateSampler, pad_prompts
@@ -169,15 +169,25 @@ class VLAPolicy:
         return {name: p for name, p in self.model.named_parameters() if "lora_" in name}
 
     def loss(self, obs: Obs, actions: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of the action tokens and EOS after the prompt (OpenVLA's fine-tuning loss)."""
+        """Cross-entropy of the action tokens and EOS after the prompt (OpenVLA's fine-tuning loss).
+
+        The same value as the labelled forward (``model(ids, mask, pixels, labels).loss``), but the LM head
+        runs only at the action positions: full-sequence logits (hundreds of positions x a 32k vocabulary
+        per sample) would dominate the step's time and memory.
+        """
         prompts, pixels = self._inputs(obs)
         tokens = self.action_tokens.encode(actions.detach().cpu().numpy())
-        sequences = [p + [int(t) for t in row] + [EOS_ID] for p, row in zip(prompts, tokens)]
-        ids, mask = pad_prompts(sequences, self.device)
-        labels = ids.masked_fill(mask == 0, IGNORE_INDEX)
-        for i, p in enumerate(prompts):
-            labels[i, : len(p)] = IGNORE_INDEX
-        return self.model(ids, mask, pixels, labels=labels).loss
+        ids, mask = pad_prompts([p + [int(t) for t in row] + [EOS_ID] for p, row in zip(prompts, tokens)],
+                                self.device)
+        embeds, attention = self.model.embed(ids, pixels, mask)
+        lm = self.model.language_model
+        hidden = lm.model(inputs_embeds=embeds, attention_mask=attention, use_cache=False).last_hidden_state
+        rows = torch.arange(len(prompts), device=self.device)[:, None]
+        targets = torch.tensor([len(p) for p in prompts], device=self.device)[:, None] + \
+            torch.arange(tokens.shape[1] + 1, device=self.device)[None]
+        # the hidden state before each target token; image patches sit between BOS and the prompt's rest
+        logits = lm.lm_head(hidden[rows, targets - 1 + self.model.num_patches])
+        return nn.functional.cross_entropy(logits.float().flatten(0, 1), ids[rows, targets].flatten())
 
     def sl_update(self, obs: Obs, actions: torch.Tensor) -> dict[str, float]:
         """One LoRA step of the action-token cross-entropy towards ``actions`` [B, A] in [-1, 1]."""
@@ -207,18 +217,7 @@ class VLAPolicy:
 
     def load_sync_state(self, state: Mapping[str, torch.Tensor]) -> None:
         """Copy an adapter into the live model in place (between control steps; quantized bases too)."""
-        own = self._trainable()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        wrong = sorted(f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in set(own) & set(state)
-                       if own[k].shape != state[k].shape)
-        if missing or unexpected or wrong:
-            raise ValueError(f"adapter does not fit this VLA ({self.checkpoint_dir}, LoRA r={self.card.lora.r}): "
-                             f"missing {missing[:3]} ({len(missing)}), unexpected {unexpected[:3]} "
-                             f"({len(unexpected)}), wrong shapes {wrong[:3]} ({len(wrong)})")
-        with torch.no_grad():
-            for name, p in own.items():
-                p.copy_(state[name])
+        copy_state(self._trainable(), state, f"this VLA's adapter ({self.checkpoint_dir}, LoRA r={self.card.lora.r})")
 
     def save(self, directory: str | Path) -> None:
         """Adapter, optimizer state and update count (the base weights stay in the checkpoint directory)."""

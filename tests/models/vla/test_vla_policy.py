@@ -6,8 +6,10 @@ import torch
 
 from robot_parl.models.base import BasePolicy
 from robot_parl.models.vla.card import LoRASettings, VLACard
+from robot_parl.models.vla.model import IGNORE_INDEX
 from robot_parl.models.vla.policy import VLAPolicy
-from robot_parl.models.vla.prompt import prompt_ids
+from robot_parl.models.vla.prompt import EOS_ID, prompt_ids
+from robot_parl.models.vla.sampler import pad_prompts
 
 
 def _logits(policy, obs):
@@ -32,6 +34,25 @@ def test_protocol_and_a_lora_step_lowers_the_loss(tiny_checkpoint, image_obs):
     assert not any("lm_head" in n or "embed_tokens" in n for n in trainable)
 
 
+def test_action_position_loss_equals_openvlas_labelled_forward(tiny_policy, image_obs):
+    # Prompts of different lengths (right padding) so every row's action positions differ.
+    obs = image_obs(batch=2)
+    obs["instruction"] = ["pick up the cube", "put the red block into the blue bowl on the left"]
+    actions = torch.rand(2, 7, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    prompts, pixels = tiny_policy._inputs(obs)
+    tokens = tiny_policy.action_tokens.encode(actions.numpy())
+    sequences = [p + [int(t) for t in row] + [EOS_ID] for p, row in zip(prompts, tokens)]
+    ids, mask = pad_prompts(sequences, torch.device("cpu"))
+    labels = ids.masked_fill(mask == 0, IGNORE_INDEX)
+    for i, p in enumerate(prompts):
+        labels[i, : len(p)] = IGNORE_INDEX
+    with torch.no_grad():
+        reference = tiny_policy.model(ids, mask, pixels, labels=labels).loss
+        fast = tiny_policy.loss(obs, actions)
+    assert len(prompts[0]) != len(prompts[1])
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-6)
+
+
 def test_hot_swap_makes_the_actor_equal_the_learner(tiny_checkpoint, image_obs):
     learner = VLAPolicy.from_checkpoint(tiny_checkpoint, dtype="float32", card=VLACard(checkpoint="x", lr=1e-2))
     actor = VLAPolicy.from_checkpoint(tiny_checkpoint, dtype="float32")
@@ -48,7 +69,7 @@ def test_an_adapter_for_another_base_is_refused(tiny_checkpoint):
     actor = VLAPolicy.from_checkpoint(tiny_checkpoint, dtype="float32")
     other_rank = VLAPolicy.from_checkpoint(tiny_checkpoint, dtype="float32",
                                            card=VLACard(checkpoint="x", lora=LoRASettings(r=4)))
-    with pytest.raises(ValueError, match=r"adapter does not fit this VLA .*wrong shapes"):
+    with pytest.raises(ValueError, match=r"weights do not fit this VLA.s adapter .*wrong shapes"):
         actor.load_sync_state(other_rank.sync_state())
     state = actor.sync_state()
     state["language_model.model.layers.9.mlp.up_proj.lora_A.default.weight"] = torch.zeros(32, 64)

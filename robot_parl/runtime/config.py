@@ -1,0 +1,130 @@
+"""The configuration of an asynchronous fine-tuning session (actor, learner, supervisor), and what both
+the actor and the learner build from it: the agent, the observation keys of the robot, action scaling.
+
+One file serves every process of a session, so actor and learner agree on the policy, the critic and
+the robot; each reads the section it owns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from robot_parl import typed_config
+from robot_parl.models.base import ObsSpec
+from robot_parl.models.factory import PolicyConfig
+from robot_parl.rl.config import ParlConfig
+from robot_parl.robots.spec import RobotSpec, load_spec
+from robot_parl.typed_config import require
+
+
+@dataclass
+class LinkConfig:
+    """Where the processes of a session meet: zenoh endpoints on loopback by default."""
+
+    session: str = "default"
+    robot: str = "robot0"
+    robot_endpoint: str = "tcp/127.0.0.1:7447"  # the robot side listens here
+    learner_endpoint: str = "tcp/127.0.0.1:7448"  # the learner listens here
+
+
+@dataclass
+class ActorConfig:
+    episodes: int = 20  # 0: until stopped
+    horizon: int = 60
+    # Between episodes (never during one) the actor waits up to this long for the learner to reach
+    # min_critic_utd, so a slow learner still gets its minimum share of updates per step of data.
+    min_critic_utd: float = 0.0
+    max_pause_s: float = 30.0
+    # A learner silent for this long counts as lost: act on with the last weights, or hold until it returns.
+    learner_timeout_s: float = 3.0
+    on_learner_lost: Literal["act", "hold"] = "act"
+    first_weights_timeout_s: float = 300.0
+    resend_after_s: float = 5.0  # an episode the learner has not acknowledged by then is sent again
+
+    def validate(self) -> None:
+        require(self.episodes >= 0, "episodes", "an integer >= 0", self.episodes)
+        require(self.horizon >= 1, "horizon", "an integer >= 1", self.horizon)
+        require(self.min_critic_utd >= 0, "min_critic_utd", "a number >= 0", self.min_critic_utd)
+        require(self.learner_timeout_s > 0, "learner_timeout_s", "a positive number of seconds",
+                self.learner_timeout_s)
+
+
+@dataclass
+class LearnerConfig:
+    # New weights go out every this many distillation (policy) and critic updates.
+    publish_policy_every: int = 10
+    publish_critic_every: int = 50
+    checkpoint_every_s: float = 60.0
+    # The learner never trains past this many critic updates per environment step (its share of the machine).
+    max_critic_utd: float = 4.0
+    # An episode whose steps stopped coming this long ago (its actor died) is committed as partial.
+    partial_after_s: float = 20.0
+    offline_store: str = ""  # teleop/sim episodes to pre-train on and mix in (an episode store directory)
+
+    def validate(self) -> None:
+        require(self.publish_policy_every >= 1, "publish_policy_every", "an integer >= 1", self.publish_policy_every)
+        require(self.publish_critic_every >= 1, "publish_critic_every", "an integer >= 1", self.publish_critic_every)
+        require(self.max_critic_utd > 0, "max_critic_utd", "a positive number", self.max_critic_utd)
+        require(self.partial_after_s > 0, "partial_after_s", "a positive number of seconds", self.partial_after_s)
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything the processes of one online fine-tuning session read."""
+
+    seed: int = 0
+    robot_spec: str = "sim_tabletop"  # a spec name or a YAML path
+    robot_overrides: list[str] = field(default_factory=list)
+    sim: str = ""  # the supervisor starts a simulated robot side for this task ("" : attach to a running one)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    parl: ParlConfig = field(default_factory=ParlConfig)
+    link: LinkConfig = field(default_factory=LinkConfig)
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+
+    def spec(self) -> RobotSpec:
+        return load_spec(self.robot_spec, self.robot_overrides)
+
+    def resolved_parl(self) -> ParlConfig:
+        return resolve_parl(self.parl, self.policy)
+
+
+def resolve_parl(parl: ParlConfig, policy: PolicyConfig) -> ParlConfig:
+    """The algorithm settings with a VLA card's overrides applied (the card owns its N and k)."""
+    if policy.kind != "vla" or not policy.vla.parl:
+        return parl
+    try:
+        return typed_config.merged(parl, policy.vla.parl)
+    except typed_config.ConfigError as err:
+        raise err.under("policy.vla.parl") from None
+
+
+def obs_spec(spec: RobotSpec) -> ObsSpec:
+    """What policies and critics read from this robot: its cameras and proprio."""
+    return ObsSpec(proprio_dim=len(spec.proprio), cameras=tuple(c.name for c in spec.cameras))
+
+
+def to_physical(spec: RobotSpec, actions: np.ndarray) -> np.ndarray:
+    """Policy-space actions in [-1, 1] -> the robot's physical units (linear over its action bounds)."""
+    low, high = np.asarray(spec.action.low, np.float32), np.asarray(spec.action.high, np.float32)
+    return (low + (np.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (high - low)).astype(np.float32)
+
+
+def build_agent(cfg: FinetuneConfig, spec: RobotSpec):
+    """The ParlAgent (policy, critic, settings) of a session for this robot, in policy action space."""
+    import torch
+
+    from robot_parl.rl.agent import ParlAgent
+    from robot_parl.rl.critic import QEnsemble
+
+    torch.manual_seed(cfg.seed)
+    observations = obs_spec(spec)
+    action_dim = spec.action.dim
+    parl = cfg.resolved_parl()
+    policy = cfg.policy.build(observations, action_dim)
+    critic = QEnsemble(observations, action_dim, parl.critic)
+    return ParlAgent(policy, critic, parl, -torch.ones(action_dim), torch.ones(action_dim), seed=cfg.seed)
+

@@ -1,0 +1,83 @@
+"""The actor's journal: every episode it runs, on local disk, until the learner acknowledges it.
+
+It is an episode store (crash-safe commits, see data/episode_store.py) plus the set of episode ids the
+learner has acknowledged (``acked.json``, rewritten atomically). Episodes not acknowledged are sent
+again when the learner is reachable, so steps made while it was down or restarting are never lost;
+the learner never commits an episode id twice, so a resend of an acknowledged episode is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from robot_parl.checkpoint import atomic_write
+from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, KeySpec, rl_schema
+from robot_parl.transport.messages import Step
+
+
+class Journal:
+    """Records an actor's episodes step by step and tracks which ones the learner has."""
+
+    def __init__(self, directory: str | Path, obs_keys: dict[str, KeySpec], action_dim: int, num_candidates: int,
+                 holder: str):
+        self.dir = Path(directory)
+        store_path = self.dir / "episodes"
+        self.store = EpisodeStore(store_path) if (store_path / "zarr.json").is_file() else \
+            EpisodeStore.create(store_path, rl_schema(obs_keys, action_dim, num_candidates))
+        self.writer = self.store.writer(holder)
+        self.obs_keys = list(obs_keys)
+        acked = self.dir / "acked.json"
+        self.acked: set[str] = set(json.loads(acked.read_text())) if acked.is_file() else set()
+        self.sent_at: dict[str, float] = {}  # episode id -> when it was last sent
+        self.ids = {e.episode_id for e in self.store.episodes()}
+
+    def record(self, step: Step) -> None:
+        """Append one step (the first begins the episode, the final one commits it)."""
+        if step.index == 0:
+            self.writer.begin("rollout" if step.source == "rollout" else "intervention", step.instruction,
+                              step.policy_version, step.critic_version, ("candidates",), step.episode_id)
+        frame = {f"images/{k}": v for k, v in step.images.items()}
+        frame.update(proprio=step.proprio, action=step.action, reward=np.float32(step.reward),
+                     timestamp=step.stamp_ns * 1e-9, candidates=step.candidates)
+        self.writer.add(frame)
+        if step.final:
+            self.writer.end(step.success)
+            self.ids.add(step.episode_id)
+            self.sent_at[step.episode_id] = time.monotonic()
+
+    def acknowledge(self, committed: list[str]) -> int:
+        """Mark episodes the learner reports as committed; returns how many were newly acknowledged."""
+        new = (set(committed) - self.acked) & self.ids
+        if new:
+            self.acked |= new
+            atomic_write(self.dir / "acked.json", lambda f: f.write(json.dumps(sorted(self.acked))), mode="w")
+        return len(new)
+
+    def unacknowledged(self, older_than_s: float) -> list[EpisodeInfo]:
+        """Committed episodes the learner has not acknowledged, sent more than ``older_than_s`` ago."""
+        if self.ids <= self.acked:
+            return []
+        self.store.refresh()
+        now = time.monotonic()
+        return [e for e in self.store.episodes() if e.episode_id not in self.acked
+                and now - self.sent_at.get(e.episode_id, 0.0) > older_than_s]
+
+    def steps(self, info: EpisodeInfo, actor: str) -> Iterator[Step]:
+        """An episode as the Step messages that carried it."""
+        data = self.store.episode(info.index)
+        self.sent_at[info.episode_id] = time.monotonic()
+        last = len(info) - 1
+        for t in range(len(info)):
+            images = {k[len("images/"):]: data[k][t] for k in self.obs_keys if k.startswith("images/")}
+            yield Step(actor, info.episode_id, t, int(round(data["timestamp"][t] * 1e9)), images, data["proprio"][t],
+                       data["action"][t], data["candidates"][t], float(data["reward"][t]),
+                       "rollout" if info.source == "rollout" else "intervention", info.policy_version,
+                       info.critic_version, info.instruction, final=t == last, success=info.success and t == last)
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,260 @@
+"""The learner (`robot-parl learner`): owns the episode store, trains continuously, publishes weights.
+
+Steps stream in from any number of actors. An episode is committed to the store once its final step
+and every step before it have arrived (never twice: episode ids already in the store are ignored);
+one whose steps stopped coming ``partial_after_s`` ago (its actor died) is committed as flagged
+partial. Committed episodes reach replay through the store (rl/store_episodes.py). Training never
+waits for data beyond the cap ``max_critic_utd`` (critic updates per environment step), distillation
+keeps the configured ratio to critic updates, new weights go out every K updates with their version,
+and a heartbeat reports versions, update-to-data ratios and the recently committed episode ids, which
+actors use to clear their journals. Checkpoints are atomic and the learner resumes from the latest.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
+from robot_parl.rl.store_episodes import StoreFeed, write_episode
+from robot_parl.runtime.checkpoints import load_latest, save_checkpoint
+from robot_parl.runtime.config import FinetuneConfig, build_agent
+from robot_parl.runtime.weights import WeightPublisher, Weights
+from robot_parl.transport.channel import Inbox, Publisher
+from robot_parl.transport.keys import KeySpace
+from robot_parl.transport.messages import LearnerStatus, Status, Step
+
+HEARTBEAT_S = 0.5
+RECENT_IDS = 512  # committed episode ids repeated in each heartbeat
+
+
+@dataclass
+class _OpenEpisode:
+    steps: dict[int, Step] = field(default_factory=dict)
+    last_seen: float = 0.0
+
+
+class Learner:
+    """Trains one session's agent from the steps its actors send."""
+
+    def __init__(self, cfg: FinetuneConfig, out_dir: str | Path, session, log: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self.spec = cfg.spec()
+        self.agent = build_agent(cfg, self.spec)
+        self.instance = uuid.uuid4().hex[:8]
+        self.keys = KeySpace(cfg.link.session, "learner")
+        obs_keys = {k: KeySpec(*v) for k, v in self.spec.observation_keys().items()}
+        store_path = self.out / "episodes"
+        store = EpisodeStore(store_path) if (store_path / "zarr.json").is_file() else \
+            EpisodeStore.create(store_path, rl_schema(obs_keys, self.spec.action.dim, self.agent.cfg.num_samples),
+                                robot_spec={"name": self.spec.name})
+        self.writer = store.writer(f"robot-parl learner {self.instance}")
+        self.feed = StoreFeed(store, list(obs_keys))
+        self.offline = StoreFeed(EpisodeStore(cfg.learner.offline_store), list(obs_keys)) \
+            if cfg.learner.offline_store else None
+        self.committed = {e.episode_id for e in store.episodes() if e.episode_id}
+        self.recent: deque[str] = deque((e.episode_id for e in store.episodes()[-RECENT_IDS:]), maxlen=RECENT_IDS)
+        self.open: dict[str, _OpenEpisode] = {}
+        self.counters: Counter[str] = Counter()
+        self.online_critic_updates = 0
+        self.published = {"policy": -1, "critic": -1}
+        self._republish_requested = False
+        self._last_republish = 0.0
+        self._last_beat = 0.0
+        self.steps = Inbox(Step, maxlen=1 << 20)
+        self._subs = [session.declare_subscriber(self.keys.all_robots("step"),
+                                                 lambda s: self.steps.feed(s.payload.to_bytes())),
+                      session.declare_subscriber(self.keys.all_robots("actor"), self._on_actor_sample)]
+        self._actor_status = Inbox(Status, on_message=self._on_actor_status)
+        self.weights = WeightPublisher(session, self.keys)
+        self._status = Publisher(session, self.keys.status)
+        self.resumed = self._resume()
+
+    # messages -----------------------------------------------------------------------------------
+
+    def _on_actor_sample(self, sample) -> None:
+        self._actor_status.feed(sample.payload.to_bytes())
+
+    def _on_actor_status(self, msg: Status) -> None:
+        if min(msg.versions.get("policy", -1), msg.versions.get("critic", -1)) < 0:
+            self._republish_requested = True  # an actor without weights: send it ours
+
+    def pump(self) -> int:
+        """Take the steps that arrived; commit every episode that became complete. Returns steps taken."""
+        taken = 0
+        now = time.monotonic()
+        for step in self.steps.drain():
+            taken += 1
+            self.counters["steps_received"] += 1
+            if step.episode_id in self.committed:
+                self.counters["duplicate_steps"] += 1
+                continue
+            episode = self.open.setdefault(step.episode_id, _OpenEpisode())
+            if step.index == 0:
+                episode.steps.clear()  # a resend starts over (what was received live may have gaps)
+            episode.steps[step.index] = step
+            episode.last_seen = now
+            final = next((s for s in episode.steps.values() if s.final), None)
+            if final is not None and len(episode.steps) == final.index + 1:
+                self._commit(step.episode_id, [episode.steps[i] for i in range(final.index + 1)], partial=False)
+        for episode_id, episode in list(self.open.items()):
+            if now - episode.last_seen > self.cfg.learner.partial_after_s:
+                prefix = []
+                while len(prefix) in episode.steps:
+                    prefix.append(episode.steps[len(prefix)])
+                if len(prefix) >= 2:
+                    self._commit(episode_id, prefix, partial=True)
+                else:
+                    del self.open[episode_id]
+        return taken
+
+    def _commit(self, episode_id: str, steps: list[Step], partial: bool) -> None:
+        obs = {f"images/{k}": np.stack([s.images[k] for s in steps]) for k in steps[0].images}
+        obs["proprio"] = np.stack([s.proprio for s in steps])
+        actions = np.stack([s.action for s in steps[:-1]])
+        rewards = np.array([s.reward for s in steps[:-1]], np.float32)
+        candidates = torch.from_numpy(np.stack([s.candidates for s in steps]))
+        write_episode(self.writer, obs, actions, rewards, steps[-1].success and not partial, steps[0].source,
+                      candidates, steps[0].policy_version, steps[0].instruction,
+                      np.array([s.stamp_ns for s in steps], np.float64) * 1e-9, steps[0].critic_version,
+                      episode_id, partial)
+        self.open.pop(episode_id, None)
+        self.committed.add(episode_id)
+        self.recent.append(episode_id)
+        self.counters["partial_episodes" if partial else "episodes"] += 1
+        self.log(f"committed {'partial ' if partial else ''}episode {episode_id} of {steps[0].actor}: "
+                 f"{len(steps) - 1} steps, {'success' if steps[-1].success and not partial else 'failure'}")
+
+    def ingest(self) -> None:
+        """Feed newly committed episodes (and offline ones) to replay."""
+        feeds = [self.feed] + ([self.offline] if self.offline is not None else [])
+        for feed in feeds:
+            for episode, online in feed.new_episodes(self.agent.sample_candidates):
+                self.agent.add_episode(episode, online)
+
+    # training -----------------------------------------------------------------------------------
+
+    def pretrain(self, stop: threading.Event) -> None:
+        """The offline phase on the offline store, heartbeats going on (actors wait for the first weights)."""
+        steps = self.agent.cfg.schedule.offline_steps
+        if self.agent.online or self.offline is None or len(self.agent.replay) == 0 or steps == 0:
+            return
+        self.log(f"offline phase: {steps} critic updates on {len(self.agent.replay)} transitions")
+        for _ in range(steps):
+            if stop.is_set():
+                return
+            self.agent.critic_update()
+            self.heartbeat()
+
+    def train_once(self) -> bool:
+        """One critic update (and distillation when owed) if the caps allow; returns whether it trained."""
+        a = self.agent
+        env_steps = a.counters["online_env_steps"]
+        if not a.online or env_steps == 0 or a.counters["online_episodes"] < a.cfg.schedule.warmup_episodes:
+            return False
+        if self.online_critic_updates >= self.cfg.learner.max_critic_utd * env_steps:
+            return False
+        a.critic_update()
+        self.online_critic_updates += 1
+        sched = a.cfg.schedule
+        if sched.critic_utd > 0 and a.counters["distill_updates"] < \
+                self.online_critic_updates * sched.distill_utd / sched.critic_utd:
+            a.distill_update()
+        return True
+
+    # weights, status, checkpoints ---------------------------------------------------------------
+
+    def publish(self, force: bool = False) -> None:
+        """Send the policy and/or critic when they moved on by the configured number of updates."""
+        a = self.agent
+        versions = {"policy": a.counters["policy_version"], "critic": a.counters["critic_updates"]}
+        every = {"policy": self.cfg.learner.publish_policy_every, "critic": self.cfg.learner.publish_critic_every}
+        if self._republish_requested and time.monotonic() - self._last_republish > 1.0:
+            force, self._republish_requested, self._last_republish = True, False, time.monotonic()
+        for part, version in versions.items():
+            if force or version - self.published[part] >= every[part]:
+                state = a.policy.sync_state() if part == "policy" else a.critic.state_dict()
+                size = self.weights.publish(Weights(part, self.instance, version, state))
+                self.published[part] = version
+                self.counters[f"{part}_published"] += 1
+                self.counters[f"{part}_bytes"] = size
+
+    def rates(self) -> dict[str, float]:
+        env_steps = max(self.agent.counters["online_env_steps"], 1)
+        return {"critic_utd": self.online_critic_updates / env_steps,
+                "distill_utd": self.agent.counters["distill_updates"] / env_steps}
+
+    def heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_beat < HEARTBEAT_S:
+            return
+        self._last_beat = now
+        counters = dict(self.counters) | {k: int(v) for k, v in self.agent.counters.items()}
+        counters["step_overflow"] = self.steps.overflow
+        self._status.put(LearnerStatus(time.monotonic_ns(), self.instance, dict(self.published), counters,
+                                       self.rates(), list(self.recent)))
+
+    def checkpoint(self) -> Path:
+        """Atomic checkpoint (agent, replay position, counters) under checkpoints/."""
+        name = f"update_{self.agent.counters['critic_updates']:08d}"
+        return save_checkpoint(self.out / "checkpoints", name, self.agent,
+                               {"store_position": self.feed.position,
+                                "offline_position": self.offline.position if self.offline else 0,
+                                "online_critic_updates": self.online_critic_updates,
+                                "counters": dict(self.counters)})
+
+    def _resume(self) -> bool:
+        session = load_latest(self.out / "checkpoints", self.agent)
+        if session is None:
+            return False
+        self.feed.position = session["store_position"]
+        if self.offline is not None:
+            self.offline.position = session["offline_position"]
+        self.online_critic_updates = session["online_critic_updates"]
+        self.counters.update(session["counters"])
+        self.log(f"resumed from checkpoint at {self.agent.counters['critic_updates']} critic updates, "
+                 f"{self.feed.position} stored episodes in replay")
+        return True
+
+    # the loop -----------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Until ``stop``: take steps, commit, train, publish, beat, checkpoint; a final checkpoint at the end."""
+        self.ingest()
+        self.pretrain(stop)
+        if not self.agent.online:
+            self.agent.start_online()
+        self.publish(force=True)
+        last_checkpoint = time.monotonic()
+        while not stop.is_set():
+            self.pump()
+            self.ingest()
+            trained = self.train_once()
+            self.publish()
+            self.heartbeat()
+            if time.monotonic() - last_checkpoint > self.cfg.learner.checkpoint_every_s:
+                self.checkpoint()
+                last_checkpoint = time.monotonic()
+            if not trained:
+                stop.wait(0.005)
+        self.pump()
+        self.ingest()
+        self.checkpoint()
+
+    def close(self) -> None:
+        for sub in self._subs:
+            sub.undeclare()
+        self.weights.close()
+        self._status.close()
+        self.writer.close()
