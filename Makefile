@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: the CPU build here; everything after must accept it.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[learn,vla,sim,bags,dev]"
+	$(PY) -m pip install -q -e ".[learn,vla,sim,bags,calib,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from robot_parl import typed_config
-from robot_parl.checkpoint import atomic_write
 from robot_parl.eval.curves import plot_success_curves
+from robot_parl.files import atomic_write
 from robot_parl.runtime.local_session import SessionConfig
 
 

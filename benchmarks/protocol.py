@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from robot_parl.checkpoint import atomic_write
+from robot_parl.files import atomic_write
 from robot_parl.robots.spec import load_spec
 from robot_parl.transport.channel import Publisher
 from robot_parl.transport.chunks import Reassembler, split_payload

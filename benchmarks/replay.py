@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robot_parl.checkpoint import atomic_write
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
+from robot_parl.files import atomic_write
 from robot_parl.models.base import ObsSpec
 from robot_parl.models.gaussian import GaussianConfig, GaussianPolicy
 from robot_parl.rl.agent import ParlAgent

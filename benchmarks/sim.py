@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from robot_parl.checkpoint import atomic_write
+from robot_parl.files import atomic_write
 from robot_parl.robots.sim.tabletop import TASKS, TabletopEnv, mujoco  # mujoco as configured there (EGL)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robot_parl.checkpoint import atomic_write
+from robot_parl.files import atomic_write
 from robot_parl.models.vla.checkpoint import tiny_config, write_random_checkpoint
 from robot_parl.models.vla.policy import VLAPolicy
 from robot_parl.models.vla.prompt import PAD_ID, prompt_ids

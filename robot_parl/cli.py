@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_parl.calibration.cli import add_parser as add_calibrate_parser
+
 
 def _demo(args: argparse.Namespace) -> int:
     import torch
@@ -20,8 +22,8 @@ def _demo(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from robot_parl import typed_config
-    from robot_parl.checkpoint import atomic_write
     from robot_parl.eval.curves import plot_success_curves
+    from robot_parl.files import atomic_write
     from robot_parl.runtime.local_session import LocalSession, SessionConfig
 
     torch.set_num_threads(args.threads)
@@ -276,6 +278,34 @@ def _finetune(args: argparse.Namespace) -> int:
     return supervisor.run(_stop_on_signals())
 
 
+def _key_map(items: list[str], command: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for item in items:
+        src, sep, dst = item.partition("=")
+        if not src or not sep:
+            raise SystemExit(f"robot-parl data {command}: --map expects SRC=DST (an empty DST leaves SRC out), "
+                             f"got {item!r}")
+        out[src] = dst or None
+    return out
+
+
+def _data_import_lerobot(args: argparse.Namespace) -> int:
+    from robot_parl.data.lerobot import import_lerobot
+
+    r = import_lerobot(args.dataset, args.to, source=args.source, key_map=_key_map(args.map, "import-lerobot"))
+    print(f"{r.path}: {r.episodes} episodes, {r.frames} frames; keys {r.keys}; left out {r.skipped}")
+    return 0
+
+
+def _data_export_lerobot(args: argparse.Namespace) -> int:
+    from robot_parl.data.lerobot import export_lerobot
+
+    r = export_lerobot(args.store, args.out, fps=args.fps, key_map=_key_map(args.map, "export-lerobot"),
+                       robot_type=args.robot_type, crf=args.crf)
+    print(f"{r.path}: {r.episodes} episodes, {r.frames} frames; features {r.keys}; left out {r.skipped}")
+    return 0
+
+
 def _data_inspect(args: argparse.Namespace) -> int:
     from collections import Counter
 
@@ -441,7 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("overrides", nargs="*", help="dotted robot spec overrides, e.g. control_rate_hz=10")
     collect.set_defaults(run=_collect)
 
-    data_parser = sub.add_parser("data", help="episode stores: inspect, statistics, bag import, videos")
+    data_parser = sub.add_parser("data", help="episode stores: inspect, statistics, bag import, videos, "
+                                              "LeRobot v3 import/export")
     data = data_parser.add_subparsers(dest="data", required=True)
     inspect = data.add_parser("inspect", help="schema, episode counts and the last episodes of a store")
     inspect.add_argument("store", help="episode store directory")
@@ -471,6 +502,23 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--camera", nargs="*", default=[], help="camera names (default: all)")
     video.add_argument("--fps", type=float, default=0.0, help="frame rate (default: from the timestamps)")
     video.set_defaults(run=_data_export_video)
+    imp = data.add_parser("import-lerobot", help="a LeRobotDataset v3 directory into a new episode store")
+    imp.add_argument("dataset", help="LeRobot dataset directory (meta/, data/, videos/)")
+    imp.add_argument("--to", required=True, help="new episode store directory (must not exist)")
+    imp.add_argument("--source", default="teleop", choices=["teleop", "rollout", "intervention", "sim"])
+    imp.add_argument("--map", nargs="*", default=[], metavar="FEATURE=KEY",
+                     help="store key of a LeRobot feature; FEATURE= leaves it out")
+    imp.set_defaults(run=_data_import_lerobot)
+    exp = data.add_parser("export-lerobot", help="an episode store as a new LeRobotDataset v3 directory")
+    exp.add_argument("store", help="episode store directory")
+    exp.add_argument("--out", required=True, help="new dataset directory (must not exist)")
+    exp.add_argument("--fps", type=int, required=True, help="frame rate (LeRobot timestamps are frame_index / fps)")
+    exp.add_argument("--map", nargs="*", default=[], metavar="KEY=FEATURE",
+                     help="LeRobot feature name of a store key; KEY= leaves it out")
+    exp.add_argument("--robot-type", default=None, help="info.json robot_type (default: the store's robot spec name)")
+    exp.add_argument("--crf", type=int, default=18, help="H.264 quality (lower: better, larger)")
+    exp.set_defaults(run=_data_export_lerobot)
+    add_calibrate_parser(sub)
     return parser
 
 

@@ -215,6 +215,19 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | tu
         raise ConfigError(err.key, f"{err.message} (config file {path} and overrides)") from None
 
 
+def load_named(cls: type[T], name_or_path: str | Path, directory: Path, what: str,
+               overrides: list[str] | tuple[str, ...] = ()) -> T:
+    """Load ``cls`` by name (``<directory>/<name>.yaml``) or from a YAML path, with dotted overrides."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = directory / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in directory.glob("*.yaml"))
+            raise ConfigError("", f"no {what} named {str(name_or_path)!r} in {directory}; known: {known}, "
+                                  "or give a path to a YAML file")
+    return load(cls, path, overrides)
+
+
 def save(obj: Any, path: str | Path) -> None:
     """Write the resolved config as YAML."""
     Path(path).write_text(yaml.safe_dump(to_dict(obj), sort_keys=False))

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from robot_parl.checkpoint import atomic_write, load_tree, save_tree
+from robot_parl.checkpoint import load_tree, save_tree
+from robot_parl.files import atomic_write
 
 
 def test_tree_round_trip_with_optimizer_state(tmp_path):

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+from robot_parl.calibration.rectify import rectifiers_for
 from robot_parl.robots.safety import Safety, Watchdog
 from robot_parl.robots.spec import RobotSpec
 from robot_parl.transport.channel import Inbox, Publisher, subscribe
@@ -68,6 +69,8 @@ class RobotSide:
         self.adapter = adapter
         self.spec = adapter.spec
         self.keys = keys
+        # Cameras with a calibration file: frames are undistorted, cropped and resized before sending.
+        self.rectifiers = rectifiers_for(self.spec.cameras)
         self.synchronous = synchronous
         self.instruction = instruction
         self.status_every = status_every
@@ -127,7 +130,9 @@ class RobotSide:
         hosted = getattr(self.adapter, "teleop", None)
         if hosted is not None and (command := hosted(frame)) is not None:
             self.forward_teleop(command)
-        self._obs.put(Observation(self.seq, frame.stamp_ns, frame.images, frame.image_stamps_ns,
+        images = {name: self.rectifiers[name](image) if name in self.rectifiers else image
+                  for name, image in frame.images.items()}
+        self._obs.put(Observation(self.seq, frame.stamp_ns, images, frame.image_stamps_ns,
                                   np.asarray(frame.proprio, np.float32), frame.ee_pose, self.instruction,
                                   self.episode_id, frame.success))
         if self.running and not self.safety.estopped:

@@ -120,11 +120,4 @@ class RobotSpec:
 
 def load_spec(name_or_path: str | Path, overrides: list[str] | None = None) -> RobotSpec:
     """A spec by name (robot_parl/robots/specs/<name>.yaml) or by path, with dotted overrides."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = SPECS_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))
-            raise typed_config.ConfigError("", f"no robot spec named {str(name_or_path)!r}; known: {known}, "
-                                               "or give a path to a YAML file")
-    return typed_config.load(RobotSpec, path, overrides or ())
+    return typed_config.load_named(RobotSpec, name_or_path, SPECS_DIR, "robot spec", overrides or ())

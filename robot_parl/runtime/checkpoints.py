@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from robot_parl.checkpoint import atomic_write
+from robot_parl.files import atomic_write
 
 
 def save_checkpoint(root: str | Path, name: str, agent, session: dict[str, Any]) -> Path:

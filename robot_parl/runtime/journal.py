@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_parl.checkpoint import atomic_write
 from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, KeySpec, rl_schema
+from robot_parl.files import atomic_write
 from robot_parl.transport.messages import Step
 
 

@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from robot_parl.checkpoint import atomic_write
+from robot_parl.files import atomic_write
 from robot_parl.models.vla.model import OpenVLAModel, VLAConfig
 from robot_parl.models.vla.prompt import write_offline_tokenizer
 from robot_parl.models.vla.towers import TowerSpec, check_spec_against_weights
