@@ -254,7 +254,21 @@ def _actor(args: argparse.Namespace) -> int:
     cfg = _finetune_config(args)
     stop = _stop_on_signals()
     session = open_session(TransportConfig(connect=[cfg.link.robot_endpoint, cfg.link.learner_endpoint]))
-    actor = Actor(cfg, args.out, session, name=args.name, log=_log)
+    operator = None
+    if args.operator == "keyboard" or (args.operator == "auto" and sys.stdin.isatty()):
+        from robot_parl.teleop.keyboard import HELP, Keyboard
+
+        operator = Keyboard(cfg.spec().action.low, cfg.spec().action.high)
+        print(HELP, flush=True)
+    elif args.operator == "spacemouse":
+        from robot_parl.teleop.device import Paired
+        from robot_parl.teleop.keyboard import HELP, Keyboard
+        from robot_parl.teleop.spacemouse import SpaceMouse
+
+        low, high = cfg.spec().action.low, cfg.spec().action.high
+        operator = Paired(SpaceMouse(low, high), Keyboard(low, high))
+        print(HELP, flush=True)
+    actor = Actor(cfg, args.out, session, name=args.name, log=_log, operator=operator)
     print(f"actor {args.name} on robot {cfg.link.robot!r} ({cfg.link.robot_endpoint}), learner "
           f"{cfg.link.learner_endpoint}", flush=True)
     try:
@@ -266,6 +280,18 @@ def _actor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    import torch
+
+    from robot_parl.runtime.pretrain import pretrain
+
+    torch.set_num_threads(args.threads)
+    cfg = _finetune_config(args)
+    checkpoint = pretrain(cfg, args.out, bc_steps=args.bc_steps, log=_log)
+    print(json.dumps({"checkpoint": str(checkpoint)}), flush=True)
+    return 0
+
+
 def _finetune(args: argparse.Namespace) -> int:
     from robot_parl import typed_config
     from robot_parl.runtime.supervisor import Supervisor
@@ -274,7 +300,7 @@ def _finetune(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     typed_config.save(cfg, out / "config.yaml")
-    supervisor = Supervisor(cfg, out, threads=args.threads)
+    supervisor = Supervisor(cfg, out, threads=args.threads, attach=args.attach)
     return supervisor.run(_stop_on_signals())
 
 
@@ -439,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, run, text in (("finetune", _finetune, "an online session: learner + actor (+ a sim robot side), "
                                                     "with a live console view"),
                             ("learner", _learner, "the learner: episode store, critic and distillation, weights"),
+                            ("pretrain", _pretrain, "the offline phase alone (BC, offline critic) into the learner's "
+                                                    "first checkpoint"),
                             ("actor", _actor, "the actor: acts on a robot side, streams steps, hot-swaps weights")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--config", help="session YAML (runtime.config.FinetuneConfig); one file for all processes")
@@ -448,6 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="policy.kind=vla: write a tiny random VLA at the card's checkpoint path if none is there")
         if name == "actor":
             cmd.add_argument("--name", default="actor0", help="this actor's name (one per robot)")
+            cmd.add_argument("--operator", default="auto", choices=["auto", "keyboard", "spacemouse", "none"],
+                             help="operator device: labels, takeover, pause, e-stop (auto: the keyboard on a terminal)")
+        if name == "pretrain":
+            cmd.add_argument("--bc-steps", type=int, default=0, help="behaviour-cloning steps before the critic")
+        if name == "finetune":
+            cmd.add_argument("--attach", action="store_true", help="start nothing: watch a running session")
         cmd.add_argument("overrides", nargs="*", help="dotted overrides, e.g. actor.episodes=10")
         cmd.set_defaults(run=run)
 
@@ -528,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     from robot_parl.typed_config import ConfigError
 
     expected: tuple[type[Exception], ...] = (ConfigError,)
-    if args.command == "data":
+    if args.command in ("data", "collect", "pretrain", "learner", "actor"):
         from robot_parl.data.episode_store import StoreError, StoreLocked
 
         expected += (StoreError, StoreLocked)

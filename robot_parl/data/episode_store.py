@@ -292,10 +292,15 @@ class EpisodeWriter:
         rec.flushed += n
         rec.buffer = {}
 
-    def end(self, success: bool, partial: bool = False) -> EpisodeInfo:
+    def end(self, success: bool, partial: bool = False, source: Source | None = None) -> EpisodeInfo:
         """Write the episode and commit it atomically; returns its table row. ``partial``: what survived of an
-        episode whose recorder crashed (kept for its transitions, flagged, never counted as an outcome)."""
+        episode whose recorder crashed (kept for its transitions, flagged, never counted as an outcome).
+        ``source`` replaces the one given to :meth:`begin` (a rollout an operator took over: intervention)."""
         rec = self._require_recording()
+        if source is not None:
+            if source not in SOURCES:
+                raise StoreError(f"source must be one of {SOURCES}, got {source!r}")
+            rec.source = source
         if rec.frames == 0:
             raise StoreError("an episode needs at least one frame; discard() an empty one")
         if partial and success:

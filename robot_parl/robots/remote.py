@@ -112,8 +112,18 @@ class RemoteRobotEnv(gym.Env):
         return self._obs(obs), float(success), bool(success), bool(truncated), info
 
     def hold(self) -> None:
-        """End the robot side's episode: it holds until the next reset()."""
+        """End (or pause) the robot side's episode: it holds until resume() or the next reset()."""
         self._control.put(Control("stop"))
+
+    def resume(self) -> dict:
+        """Continue the current episode after hold(); returns the newest observation."""
+        self._control.put(Control("start", episode_id=self.episode_id))
+        self.observations.drain()
+        return self._obs(self._next_observation(self.last.seq if self.last else 0, self.episode_id))
+
+    def estop(self) -> None:
+        """Latch the robot side's e-stop (cleared there, by an operator's clear_estop)."""
+        self._control.put(Control("estop"))
 
     def close(self):
         if self._subs:

@@ -5,7 +5,11 @@ critic scores and refines them (rl.action_opt), the chosen action goes to the ro
 (s_t, a_t, r_t, the N candidates, policy and critic versions) goes to the learner and to the local
 journal. Between episodes (never during one) the actor resends episodes the learner has not
 acknowledged, waits a bounded time for the learner to reach its minimum update-to-data ratio, and,
-when configured to, holds while the learner is unreachable. Per-step latencies are measured:
+when configured to, holds while the learner is unreachable. An operator device (teleop/) may label an
+episode's outcome (success, failure), take over (its motion replaces the policy's action; those steps
+are recorded as interventions), pause (the robot holds until pause again), e-stop (latched on the
+robot side; the actor stops) and quit. Steps go out one control period late, so that a label given
+after a step still settles that step's reward. Per-step latencies are measured:
 obs_wait (the robot's clock), sample, encode, optimize (scoring and refinement), send, journal (and
 journal_commit at an episode's end), swap.
 """
@@ -26,9 +30,10 @@ from robot_parl.models.base import copy_state
 from robot_parl.models.encoders import unflatten_obs
 from robot_parl.rl.action_opt import optimize_actions
 from robot_parl.robots.remote import RemoteRobotEnv
-from robot_parl.runtime.config import FinetuneConfig, build_agent, to_physical
+from robot_parl.runtime.config import FinetuneConfig, build_agent, to_normalized, to_physical
 from robot_parl.runtime.journal import Journal
 from robot_parl.runtime.weights import WeightInbox
+from robot_parl.teleop.device import TeleopDevice
 from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.messages import LearnerStatus, Status, Step
@@ -56,7 +61,7 @@ class Actor:
     """One robot's actor; :meth:`run` plays episodes until done or stopped."""
 
     def __init__(self, cfg: FinetuneConfig, out_dir: str | Path, session, name: str = "actor0",
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, operator: TeleopDevice | None = None):
         self.cfg = cfg
         self.name = name
         self.log = log
@@ -80,6 +85,13 @@ class Actor:
         self.successes: list[bool] = []
         self.episode_id = ""
         self.low, self.high = self.agent.low, self.agent.high
+        self.operator = operator
+        self.quit = False
+        self._waited = 0.0  # seconds the current pause between episodes has spent waiting for the learner
+        self._spread: list[float] = []  # per step: std of the critic's Q over the N candidates
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tensorboard = SummaryWriter(str(Path(out_dir) / "tensorboard"))
 
     # weights ------------------------------------------------------------------------------------
 
@@ -122,8 +134,9 @@ class Actor:
     @torch.no_grad()
     def decide(self, obs: dict) -> tuple[np.ndarray, np.ndarray]:
         """(action [A], candidates [N, A]) in policy space for one observation."""
-        tobs = unflatten_obs({f"images/{k}": torch.as_tensor(v)[None] for k, v in obs.get("images", {}).items()}
-                             | {"proprio": torch.as_tensor(obs["proprio"])[None]})
+        # message arrays are read-only views of the payload: torch needs its own copies
+        flat = {f"images/{k}": v for k, v in obs.get("images", {}).items()} | {"proprio": obs["proprio"]}
+        tobs = unflatten_obs({k: torch.from_numpy(np.array(v))[None] for k, v in flat.items()})
         t0 = time.perf_counter()
         candidates = self.agent.sample_candidates(tobs)
         t1 = time.perf_counter()
@@ -132,6 +145,7 @@ class Actor:
         opt = optimize_actions(self.agent.critic, z, candidates, self.agent.cfg, self.low, self.high)
         t3 = time.perf_counter()
         self.latency_ms.update(sample=(t1 - t0) * 1e3, encode=(t2 - t1) * 1e3, optimize=(t3 - t2) * 1e3)
+        self._spread.append(opt.candidate_q[0].std().item())
         return opt.actions[0].numpy(), candidates[0].numpy()
 
     def _send(self, step: Step) -> None:
@@ -144,41 +158,115 @@ class Actor:
         self.counters["steps_sent"] += 1
 
     def _step_message(self, index: int, stamp_ns: int, obs: dict, action: np.ndarray, candidates: np.ndarray,
-                      reward: float, final: bool = False, success: bool = False) -> Step:
+                      reward: float, source: str = "rollout", final: bool = False, success: bool = False) -> Step:
         return Step(self.name, self.episode_id, index, stamp_ns, dict(obs.get("images", {})),
                     np.asarray(obs["proprio"], np.float32), action.astype(np.float32), candidates.astype(np.float32),
-                    reward, "rollout", self.versions["policy"], self.versions["critic"], obs["instruction"],
-                    final, success)
+                    reward, source, self.versions["policy"], self.versions["critic"], obs["instruction"], final,
+                    success)
+
+    def _operator(self) -> tuple[np.ndarray | None, str | None, dict | None]:
+        """(takeover motion, outcome label or None, a fresh observation after a pause or None)."""
+        if self.operator is None:
+            return None, None, None
+        polled = self.operator.poll(self.env.last.stamp_ns)
+        resumed = None
+        for event in polled.events:
+            if event in ("success", "failure"):
+                return None, event, None
+            if event in ("quit", "estop"):
+                self.quit = True
+                if event == "estop":
+                    self.env.estop()
+                    self.counters["estops"] += 1
+                return None, "failure", None
+            if event == "pause":
+                resumed = self._pause_for_operator()
+                if self.quit:
+                    return None, "failure", None
+        return polled.values, None, resumed
+
+    def _pause_for_operator(self) -> dict:
+        self.env.hold()
+        self.counters["pauses"] += 1
+        while True:
+            events = self.operator.poll(0).events
+            if "quit" in events or "estop" in events:
+                self.quit = True
+                if "estop" in events:
+                    self.env.estop()
+                return {}
+            if "pause" in events:
+                return self.env.resume()
+            time.sleep(0.05)
 
     def episode(self) -> bool:
         """One episode on the robot; returns its success."""
         obs, info = self.env.reset()
         self.episode_id = info["episode_id"]
-        terminated = False
+        terminated, label, pending, t = False, None, None, 0
         for t in range(self.cfg.actor.horizon):
             self.apply_weights()
+            takeover, label, resumed = self._operator()
+            if label is not None:
+                break
+            obs = resumed or obs
             action, candidates = self.decide(obs)
+            source = "rollout"
+            if takeover is not None:
+                action, source = to_normalized(self.spec, takeover), "intervention"
+                self.counters["intervention_steps"] += 1
             stamp, started = self.env.last.stamp_ns, time.perf_counter()
             next_obs, _, terminated, truncated, _ = self.env.step(to_physical(self.spec, action))
             self.latency_ms["obs_wait"] = (time.perf_counter() - started) * 1e3
-            self._send(self._step_message(t, stamp, obs, action, candidates, 0.0 if terminated else -1.0))
+            if pending is not None:
+                self._send(pending)
+            pending = self._step_message(t, stamp, obs, action, candidates, 0.0 if terminated else -1.0, source)
             obs = next_obs
             if terminated or truncated:
+                t += 1
                 break
         self.env.hold()
+        if pending is None:  # labelled before the first step: nothing to record
+            self.counters["empty_episodes"] += 1
+            return False
+        success = terminated if label is None else label == "success"
+        pending.reward = 0.0 if success else -1.0
+        self._send(pending)
         final_candidates = self.decide(obs)[1]  # TD targets at s_T need candidates too
-        self._send(self._step_message(t + 1, self.env.last.stamp_ns, obs, np.zeros(self.spec.action.dim, np.float32),
-                                      final_candidates, 0.0, final=True, success=terminated))
-        self.successes.append(bool(terminated))
+        self._send(self._step_message(pending.index + 1, self.env.last.stamp_ns, obs,
+                                      np.zeros(self.spec.action.dim, np.float32), final_candidates, 0.0,
+                                      final=True, success=success))
+        self.successes.append(success)
         self.counters["episodes"] += 1
-        return bool(terminated)
+        self._log_episode(pending.index + 1)
+        return success
+
+    def _log_episode(self, steps: int) -> None:
+        """TensorBoard, per episode: outcome, length, versions, candidate Q spread, latencies."""
+        n = self.counters["episodes"]
+        scalars = {"success": float(self.successes[-1]), "steps": steps, "candidate_q_spread": np.mean(self._spread),
+                   **{f"version_{k}": v for k, v in self.versions.items()},
+                   **{f"latency_ms/{k}": v for k, v in self.latency_ms.items()}}
+        for k, v in scalars.items():
+            self.tensorboard.add_scalar(f"actor/{k}", float(v), n)
+        self._spread.clear()
 
     # between episodes ---------------------------------------------------------------------------
 
     def between_episodes(self, stop: threading.Event) -> None:
         """Acknowledgements, resends, the minimum update-to-data ratio, holding while the learner is lost."""
         cfg = self.cfg.actor
-        deadline = time.monotonic() + cfg.max_pause_s
+        started = time.monotonic()
+        deadline = started + cfg.max_pause_s
+        try:
+            self._between_episodes(stop, deadline)
+        finally:
+            self.counters["waited_for_learner_ms"] += int(self._waited * 1e3)
+            self.counters["between_episodes_ms"] += int((time.monotonic() - started) * 1e3)
+
+    def _between_episodes(self, stop: threading.Event, deadline: float) -> None:
+        cfg = self.cfg.actor
+        self._waited = 0.0
         while not stop.is_set():
             alive = self.learner.alive(cfg.learner_timeout_s)
             if alive:
@@ -191,12 +279,17 @@ class Actor:
             self.publish_status()
             if not alive and cfg.on_learner_lost == "hold":
                 self.counters["held_for_learner"] += 1
-                stop.wait(0.2)
+                self._pause(stop, 0.2)
                 continue
             utd = self.learner.latest.rates.get("critic_utd", 0.0) if alive else float("inf")
             if utd >= cfg.min_critic_utd or time.monotonic() > deadline:
                 return
-            stop.wait(0.05)
+            self._pause(stop, 0.05)
+
+    def _pause(self, stop: threading.Event, seconds: float) -> None:
+        started = time.monotonic()
+        stop.wait(seconds)
+        self._waited += time.monotonic() - started
 
     def publish_status(self) -> None:
         recent = self.successes[-20:]
@@ -212,12 +305,14 @@ class Actor:
         stop = stop or threading.Event()
         self.wait_for_weights(stop)
         target = self.cfg.actor.episodes
-        while not stop.is_set() and (target == 0 or self.counters["episodes"] < target):
+        while not stop.is_set() and not self.quit and (target == 0 or self.counters["episodes"] < target):
+            recorded = self.counters["episodes"]
             self.episode()
             self.publish_status()
-            self.log(f"episode {self.counters['episodes']}: {'success' if self.successes[-1] else 'failure'}, "
-                     f"policy v{self.versions['policy']} critic v{self.versions['critic']}, "
-                     + ", ".join(f"{k} {v:.1f} ms" for k, v in self.latency_ms.items()))
+            if self.counters["episodes"] > recorded:
+                self.log(f"episode {recorded + 1}: {'success' if self.successes[-1] else 'failure'}, "
+                         f"policy v{self.versions['policy']} critic v{self.versions['critic']}, "
+                         + ", ".join(f"{k} {v:.1f} ms" for k, v in self.latency_ms.items()))
             self.between_episodes(stop)
         end = time.monotonic() + self.cfg.actor.max_pause_s  # give the learner a chance to acknowledge the last
         while not stop.is_set() and time.monotonic() < end and self.journal.unacknowledged(0.0):
@@ -228,8 +323,10 @@ class Actor:
                 "unacknowledged": len(self.journal.unacknowledged(0.0)), "latency_ms": dict(self.latency_ms)}
 
     def close(self) -> None:
-        for part in (self.weights, self.learner, self.journal):
+        for part in (self.weights, self.learner, self.journal, self.tensorboard):
             part.close()
+        if self.operator is not None:
+            self.operator.close()
         self.env.close()
         self._steps.close()
         self._status.close()

@@ -113,6 +113,12 @@ def to_physical(spec: RobotSpec, actions: np.ndarray) -> np.ndarray:
     return (low + (np.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (high - low)).astype(np.float32)
 
 
+def to_normalized(spec: RobotSpec, actions: np.ndarray) -> np.ndarray:
+    """Physical actions -> policy space [-1, 1] (the inverse of :func:`to_physical`, clipped to the bounds)."""
+    low, high = np.asarray(spec.action.low, np.float32), np.asarray(spec.action.high, np.float32)
+    return np.clip(2.0 * (np.asarray(actions, np.float32) - low) / (high - low) - 1.0, -1.0, 1.0).astype(np.float32)
+
+
 def build_agent(cfg: FinetuneConfig, spec: RobotSpec):
     """The ParlAgent (policy, critic, settings) of a session for this robot, in policy action space."""
     import torch

@@ -35,18 +35,21 @@ class Journal:
         self.acked: set[str] = set(json.loads(acked.read_text())) if acked.is_file() else set()
         self.sent_at: dict[str, float] = {}  # episode id -> when it was last sent
         self.ids = {e.episode_id for e in self.store.episodes()}
+        self._intervened = False
 
     def record(self, step: Step) -> None:
         """Append one step (the first begins the episode, the final one commits it)."""
         if step.index == 0:
-            self.writer.begin("rollout" if step.source == "rollout" else "intervention", step.instruction,
-                              step.policy_version, step.critic_version, ("candidates",), step.episode_id)
+            self.writer.begin("rollout", step.instruction, step.policy_version, step.critic_version, ("candidates",),
+                              step.episode_id)
+            self._intervened = False
+        self._intervened |= step.source == "intervention"
         frame = {f"images/{k}": v for k, v in step.images.items()}
         frame.update(proprio=step.proprio, action=step.action, reward=np.float32(step.reward),
                      timestamp=step.stamp_ns * 1e-9, candidates=step.candidates)
         self.writer.add(frame)
         if step.final:
-            self.writer.end(step.success)
+            self.writer.end(step.success, source="intervention" if self._intervened else "rollout")
             self.ids.add(step.episode_id)
             self.sent_at[step.episode_id] = time.monotonic()
 

@@ -66,6 +66,7 @@ class Learner:
         self.committed = {e.episode_id for e in store.episodes() if e.episode_id}
         self.recent: deque[str] = deque((e.episode_id for e in store.episodes()[-RECENT_IDS:]), maxlen=RECENT_IDS)
         self.open: dict[str, _OpenEpisode] = {}
+        self.offline_done = False
         self.counters: Counter[str] = Counter()
         self.online_critic_updates = 0
         self.published = {"policy": -1, "critic": -1}
@@ -80,6 +81,10 @@ class Learner:
         self.weights = WeightPublisher(session, self.keys)
         self._status = Publisher(session, self.keys.status)
         self.resumed = self._resume()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tensorboard = SummaryWriter(str(self.out / "tensorboard"))
+        self._metrics: dict[str, list[float]] = {}
 
     # messages -----------------------------------------------------------------------------------
 
@@ -125,7 +130,8 @@ class Learner:
         actions = np.stack([s.action for s in steps[:-1]])
         rewards = np.array([s.reward for s in steps[:-1]], np.float32)
         candidates = torch.from_numpy(np.stack([s.candidates for s in steps]))
-        write_episode(self.writer, obs, actions, rewards, steps[-1].success and not partial, steps[0].source,
+        source = "intervention" if any(s.source == "intervention" for s in steps) else "rollout"
+        write_episode(self.writer, obs, actions, rewards, steps[-1].success and not partial, source,
                       candidates, steps[0].policy_version, steps[0].instruction,
                       np.array([s.stamp_ns for s in steps], np.float64) * 1e-9, steps[0].critic_version,
                       episode_id, partial)
@@ -148,7 +154,7 @@ class Learner:
     def pretrain(self, stop: threading.Event) -> None:
         """The offline phase on the offline store, heartbeats going on (actors wait for the first weights)."""
         steps = self.agent.cfg.schedule.offline_steps
-        if self.agent.online or self.offline is None or len(self.agent.replay) == 0 or steps == 0:
+        if self.agent.online or self.offline_done or self.offline is None or len(self.agent.replay) == 0 or steps == 0:
             return
         self.log(f"offline phase: {steps} critic updates on {len(self.agent.replay)} transitions")
         for _ in range(steps):
@@ -156,6 +162,7 @@ class Learner:
                 return
             self.agent.critic_update()
             self.heartbeat()
+        self.offline_done = True
 
     def train_once(self) -> bool:
         """One critic update (and distillation when owed) if the caps allow; returns whether it trained."""
@@ -165,13 +172,27 @@ class Learner:
             return False
         if self.online_critic_updates >= self.cfg.learner.max_critic_utd * env_steps:
             return False
-        a.critic_update()
+        metrics = a.critic_update()
         self.online_critic_updates += 1
         sched = a.cfg.schedule
         if sched.critic_utd > 0 and a.counters["distill_updates"] < \
                 self.online_critic_updates * sched.distill_utd / sched.critic_utd:
-            a.distill_update()
+            metrics |= a.distill_update()
+        self._log_metrics(metrics)
         return True
+
+    def _log_metrics(self, metrics: dict[str, float], every: int = 20) -> None:
+        """TensorBoard: training metrics averaged over ``every`` updates, and the update-to-data ratios."""
+        for k, v in metrics.items():
+            self._metrics.setdefault(k, []).append(v)
+        step = self.agent.counters["critic_updates"]
+        if step % every:
+            return
+        for k, values in self._metrics.items():
+            self.tensorboard.add_scalar(f"learner/{k}", float(np.mean(values)), step)
+        for k, v in self.rates().items():
+            self.tensorboard.add_scalar(f"learner/{k}", v, step)
+        self._metrics.clear()
 
     # weights, status, checkpoints ---------------------------------------------------------------
 
@@ -214,7 +235,7 @@ class Learner:
                                {"store_position": self.feed.position,
                                 "offline_position": self.offline.position if self.offline else 0,
                                 "online_critic_updates": self.online_critic_updates,
-                                "counters": dict(self.counters)})
+                                "counters": dict(self.counters), "offline_done": self.offline_done})
 
     def _resume(self) -> bool:
         session = load_latest(self.out / "checkpoints", self.agent)
@@ -225,6 +246,7 @@ class Learner:
             self.offline.position = session["offline_position"]
         self.online_critic_updates = session["online_critic_updates"]
         self.counters.update(session["counters"])
+        self.offline_done = session.get("offline_done", False)
         self.log(f"resumed from checkpoint at {self.agent.counters['critic_updates']} critic updates, "
                  f"{self.feed.position} stored episodes in replay")
         return True
@@ -260,3 +282,4 @@ class Learner:
         self.weights.close()
         self._status.close()
         self.writer.close()
+        self.tensorboard.close()

@@ -13,8 +13,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-OperatorEvent = Literal["start", "success", "failure", "discard", "quit"]
-OPERATOR_EVENTS: tuple[OperatorEvent, ...] = ("start", "success", "failure", "discard", "quit")
+OperatorEvent = Literal["start", "success", "failure", "discard", "quit", "pause", "estop"]
+OPERATOR_EVENTS: tuple[OperatorEvent, ...] = ("start", "success", "failure", "discard", "quit", "pause", "estop")
 
 
 @dataclass

@@ -24,9 +24,10 @@ MOTION_KEYS: dict[str, tuple[int, float]] = {
 }
 GRIPPER_KEY = " "
 EVENT_KEYS: dict[str, OperatorEvent] = {"\r": "start", "\n": "start", "y": "success", "n": "failure",
-                                        "\x7f": "discard", "\x08": "discard", "q": "quit"}
+                                        "\x7f": "discard", "\x08": "discard", "q": "quit", "p": "pause",
+                                        "x": "estop"}
 HELP = ("keys: w/s x, a/d y, r/f z, u/o roll, i/k pitch, j/l yaw, space gripper | "
-        "Enter start, y success, n failure, Backspace discard, q quit")
+        "Enter start, y success, n failure, Backspace discard, p pause, x e-stop, q quit")
 
 
 class Keyboard:

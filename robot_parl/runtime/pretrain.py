@@ -1,0 +1,58 @@
+"""`robot-parl pretrain`: the offline phase alone, before a session: behaviour cloning of the base policy on
+the offline store's demonstrations (optional: a VLA usually arrives fine-tuned), then offline critic
+updates (Cal-QL) on them. It writes the learner's first checkpoint: `robot-parl learner` with the same
+``--out`` resumes from it and goes straight online.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robot_parl.data.episode_store import EpisodeStore, StoreError
+from robot_parl.models.encoders import unflatten_obs
+from robot_parl.rl.store_episodes import StoreFeed
+from robot_parl.runtime.checkpoints import save_checkpoint
+from robot_parl.runtime.config import FinetuneConfig, build_agent
+from robot_parl.typed_config import ConfigError
+
+
+def pretrain(cfg: FinetuneConfig, out: str | Path, bc_steps: int = 0, bc_batch_size: int = 64,
+             log: Callable[[str], None] = print) -> Path:
+    """BC (``bc_steps`` supervised steps) and ``parl.schedule.offline_steps`` critic updates; returns the checkpoint."""
+    if not cfg.learner.offline_store:
+        raise ConfigError("learner.offline_store", "pretrain needs an episode store of demonstrations "
+                                                   "(robot-parl collect, data convert or import-lerobot)")
+    spec = cfg.spec()
+    agent = build_agent(cfg, spec)
+    store = EpisodeStore(cfg.learner.offline_store)
+    obs_keys = list(spec.observation_keys())
+    missing = sorted(set(obs_keys + ["action"]) - set(store.schema))
+    if missing or len(store) == 0:
+        raise StoreError(f"{store.path} cannot pre-train this robot's policy: "
+                         + (f"it lacks keys {missing}" if missing else "it holds no episodes"))
+    if bc_steps:
+        frames = [store.episode(i, obs_keys + ["action"]) for i in range(len(store))]
+        obs = {k: torch.from_numpy(np.concatenate([f[k][:-1] for f in frames])) for k in obs_keys}
+        actions = torch.from_numpy(np.concatenate([f["action"][:-1] for f in frames]))
+        generator = torch.Generator().manual_seed(cfg.seed)
+        for step in range(bc_steps):
+            idx = torch.randint(0, len(actions), (min(bc_batch_size, len(actions)),), generator=generator)
+            metrics = agent.policy.sl_update(unflatten_obs({k: v[idx] for k, v in obs.items()}), actions[idx])
+            if step % 50 == 0 or step == bc_steps - 1:
+                log(f"BC step {step + 1}/{bc_steps}: loss {metrics['loss']:.4f}")
+    feed = StoreFeed(store, obs_keys)
+    for episode, online in feed.new_episodes(agent.sample_candidates):
+        agent.add_episode(episode, online)
+    steps = agent.cfg.schedule.offline_steps
+    log(f"offline critic: {steps} updates on {len(agent.replay)} transitions from {len(store)} episodes")
+    for step in range(steps):
+        metrics = agent.critic_update()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"critic update {step + 1}/{steps}: loss {metrics['critic_loss']:.4f}")
+    return save_checkpoint(Path(out) / "checkpoints", "pretrained", agent,
+                           {"store_position": 0, "offline_position": feed.position, "online_critic_updates": 0,
+                            "counters": {}, "offline_done": True})
