@@ -26,6 +26,7 @@ bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(PY) -m benchmarks.parl_state --json benchmarks/results/parl_state.json
 	$(PY) -m benchmarks.protocol --json benchmarks/results/protocol.json
+	$(PY) -m benchmarks.runtime --json benchmarks/results/runtime.json
 	$(PY) -m benchmarks.sim --json benchmarks/results/sim.json
 	$(PY) -m benchmarks.replay --json benchmarks/results/replay.json
 	$(PY) -m benchmarks.vla_sampling --json benchmarks/results/vla_sampling.json
