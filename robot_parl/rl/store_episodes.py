@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from robot_parl.data.episode_store import EpisodeStore, EpisodeWriter, Source
+from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, EpisodeWriter, Source
 from robot_parl.models.encoders import Obs, unflatten_obs
 from robot_parl.rl.replay import Episode
 
@@ -63,12 +63,14 @@ def read_episode(store: EpisodeStore, index: int, obs_keys: Sequence[str],
 
 class StoreFeed:
     """Hands each committed episode of a store to replay once, in commit order (online: rollouts and
-    interventions; offline: teleop and sim data)."""
+    interventions; offline: teleop and sim data); ``select`` chooses which episodes (e.g. successes only)."""
 
-    def __init__(self, store: EpisodeStore, obs_keys: Sequence[str], position: int = 0):
+    def __init__(self, store: EpisodeStore, obs_keys: Sequence[str], position: int = 0,
+                 select: Callable[[EpisodeInfo], bool] | None = None):
         self.store = store
         self.obs_keys = list(obs_keys)
         self.position = position
+        self.select = select
 
     def new_episodes(self, sample_candidates: Callable[[Obs], torch.Tensor] | None = None
                      ) -> list[tuple[Episode, bool]]:
@@ -76,7 +78,9 @@ class StoreFeed:
         self.store.refresh()
         out = []
         while self.position < len(self.store):
-            online = self.store.info(self.position).source in ONLINE_SOURCES
-            out.append((read_episode(self.store, self.position, self.obs_keys, sample_candidates), online))
+            info = self.store.info(self.position)
+            if self.select is None or self.select(info):
+                out.append((read_episode(self.store, self.position, self.obs_keys, sample_candidates),
+                            info.source in ONLINE_SOURCES))
             self.position += 1
         return out

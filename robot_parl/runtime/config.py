@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from robot_parl import typed_config
+from robot_parl.data.episode_store import SOURCES
 from robot_parl.models.base import ObsSpec
 from robot_parl.models.factory import PolicyConfig
 from robot_parl.rl.config import ParlConfig
@@ -63,12 +64,21 @@ class LearnerConfig:
     # An episode whose steps stopped coming this long ago (its actor died) is committed as partial.
     partial_after_s: float = 20.0
     offline_store: str = ""  # teleop/sim episodes to pre-train on and mix in (an episode store directory)
+    offline_sources: list[str] = field(default_factory=list)  # which of its episodes: these sources (empty: all)
+    offline_successes_only: bool = False
 
     def validate(self) -> None:
         require(self.publish_policy_every >= 1, "publish_policy_every", "an integer >= 1", self.publish_policy_every)
         require(self.publish_critic_every >= 1, "publish_critic_every", "an integer >= 1", self.publish_critic_every)
         require(self.max_critic_utd > 0, "max_critic_utd", "a positive number", self.max_critic_utd)
         require(self.partial_after_s > 0, "partial_after_s", "a positive number of seconds", self.partial_after_s)
+        require(set(self.offline_sources) <= set(SOURCES), "offline_sources", f"sources among {list(SOURCES)}",
+                self.offline_sources)
+
+    def offline_selection(self):
+        """The offline episodes to use, as a predicate on the store's episode table."""
+        sources, successes = set(self.offline_sources), self.offline_successes_only
+        return lambda info: (not sources or info.source in sources) and (info.success or not successes)
 
 
 @dataclass

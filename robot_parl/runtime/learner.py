@@ -61,8 +61,8 @@ class Learner:
                                 robot_spec={"name": self.spec.name})
         self.writer = store.writer(f"robot-parl learner {self.instance}")
         self.feed = StoreFeed(store, list(obs_keys))
-        self.offline = StoreFeed(EpisodeStore(cfg.learner.offline_store), list(obs_keys)) \
-            if cfg.learner.offline_store else None
+        self.offline = StoreFeed(EpisodeStore(cfg.learner.offline_store), list(obs_keys),
+                                 select=cfg.learner.offline_selection()) if cfg.learner.offline_store else None
         self.committed = {e.episode_id for e in store.episodes() if e.episode_id}
         self.recent: deque[str] = deque((e.episode_id for e in store.episodes()[-RECENT_IDS:]), maxlen=RECENT_IDS)
         self.open: dict[str, _OpenEpisode] = {}

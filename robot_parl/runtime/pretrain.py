@@ -34,8 +34,9 @@ def pretrain(cfg: FinetuneConfig, out: str | Path, bc_steps: int = 0, bc_batch_s
     if missing or len(store) == 0:
         raise StoreError(f"{store.path} cannot pre-train this robot's policy: "
                          + (f"it lacks keys {missing}" if missing else "it holds no episodes"))
+    chosen = [e.index for e in store.episodes() if cfg.learner.offline_selection()(e)]
     if bc_steps:
-        frames = [store.episode(i, obs_keys + ["action"]) for i in range(len(store))]
+        frames = [store.episode(i, obs_keys + ["action"]) for i in chosen]
         obs = {k: torch.from_numpy(np.concatenate([f[k][:-1] for f in frames])) for k in obs_keys}
         actions = torch.from_numpy(np.concatenate([f["action"][:-1] for f in frames]))
         generator = torch.Generator().manual_seed(cfg.seed)
@@ -44,11 +45,11 @@ def pretrain(cfg: FinetuneConfig, out: str | Path, bc_steps: int = 0, bc_batch_s
             metrics = agent.policy.sl_update(unflatten_obs({k: v[idx] for k, v in obs.items()}), actions[idx])
             if step % 50 == 0 or step == bc_steps - 1:
                 log(f"BC step {step + 1}/{bc_steps}: loss {metrics['loss']:.4f}")
-    feed = StoreFeed(store, obs_keys)
+    feed = StoreFeed(store, obs_keys, select=cfg.learner.offline_selection())
     for episode, online in feed.new_episodes(agent.sample_candidates):
         agent.add_episode(episode, online)
     steps = agent.cfg.schedule.offline_steps
-    log(f"offline critic: {steps} updates on {len(agent.replay)} transitions from {len(store)} episodes")
+    log(f"offline critic: {steps} updates on {len(agent.replay)} transitions from {len(chosen)} episodes")
     for step in range(steps):
         metrics = agent.critic_update()
         if step % 100 == 0 or step == steps - 1:

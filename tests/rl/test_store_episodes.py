@@ -55,6 +55,22 @@ def test_the_feed_hands_over_each_committed_episode_once(tmp_path):
         assert [(len(e.actions), online) for e, online in feed.new_episodes(draw)] == [(3, True)]
 
 
+def test_the_feed_chooses_episodes_as_the_learner_config_says(tmp_path):
+    from robot_parl.runtime.config import LearnerConfig
+
+    store = EpisodeStore.create(tmp_path / "s", rl_schema(OBS, action_dim=3, num_candidates=4))
+    draw = lambda o: torch.zeros(o["proprio"].shape[0], 4, 3)  # noqa: E731
+    with store.writer("test") as w:
+        write_episode(w, *_episode(2, 0), False, "teleop")
+        write_episode(w, *_episode(4, 1), True, "teleop")
+        write_episode(w, *_episode(3, 2), True, "sim")
+    select = LearnerConfig(offline_sources=["teleop"], offline_successes_only=True).offline_selection()
+    feed = StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS), select=select)
+    assert [len(e.actions) for e, _ in feed.new_episodes(draw)] == [4] and feed.position == 3
+    everything = StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS), select=LearnerConfig().offline_selection())
+    assert [len(e.actions) for e, _ in everything.new_episodes(draw)] == [2, 4, 3]
+
+
 def test_a_resumed_session_feeds_episodes_committed_after_its_checkpoint(tmp_path):
     overrides = ["demos.bc_steps=5", "parl.schedule.offline_steps=2", "online.episodes=2", "online.eval_every=2",
                  "online.eval_episodes=2", "online.checkpoint_every=2", "online.num_envs=2"]

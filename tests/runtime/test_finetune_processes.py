@@ -63,6 +63,11 @@ def test_finetune_session_streams_steps_trains_and_syncs_weights(tmp_path):
         assert np.all(np.diff(ep["timestamp"]) > 0)
     # the policy the actor used moved with the learner: later episodes carry newer versions
     assert [e.critic_version for e in store.episodes()] == sorted(e.critic_version for e in store.episodes())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    actor_log = EventAccumulator(str(out / "actor" / "tensorboard")).Reload()
+    assert {"actor/success", "actor/candidate_q_spread", "actor/latency_ms/sample"} <= set(actor_log.Tags()["scalars"])
+    assert len(actor_log.Scalars("actor/success")) == 3
 
 
 class _Proc:
