@@ -3,7 +3,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint clean
+ROS_VENV ?= .venv-ros
+ROS_PY := $(ROS_VENV)/bin/python
+ROS_STAMP := $(ROS_VENV)/.installed
+
+.PHONY: install demo test ros-test bench lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,14 +17,29 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[learn,vla,sim,bags,calib,dev]"
 	touch $(STAMP)
 
+# The ROS 2 side in its own virtualenv: real rclpy (community-built ROS 2 Jazzy wheels, Fast DDS) with the
+# messages the node uses, and robot_parl's light part plus MuJoCo for the simulated robot node (no torch).
+$(ROS_STAMP): pyproject.toml
+	python3 -m venv $(ROS_VENV)
+	$(ROS_PY) -m pip install -q --upgrade pip
+	$(ROS_PY) -m pip install -q "ros-jazzy-rclpy[fastrtps]" ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs \
+		ros-jazzy-std-msgs ros-jazzy-std-srvs ros-jazzy-diagnostic-msgs ros-jazzy-trajectory-msgs \
+		catkin_pkg pillow pytest
+	$(ROS_PY) -m pip install -q -e ".[sim]"
+	touch $(ROS_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/robot-parl demo --out runs/demo
 	$(VENV)/bin/robot-parl demo --out runs/demo-tiny-vla --config configs/demo-tiny-vla.yaml --tiny-vla
 
-test: $(STAMP)
+test: $(STAMP) $(ROS_STAMP)
 	$(PY) -m pytest -q
+	$(ROS_PY) -m pytest -q tests/ros2
+
+ros-test: $(ROS_STAMP)
+	$(ROS_PY) -m pytest -q tests/ros2
 
 bench: $(STAMP)
 	mkdir -p benchmarks/results
@@ -36,4 +55,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check robot_parl tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(ROS_VENV) runs .pytest_cache

@@ -1,15 +1,22 @@
+import importlib.util
 import time
 
 import pytest
-import torch
 
 from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
+
+# tests/ros2 run in their own virtualenv with real rclpy (`make test` runs both); the main one has no ROS,
+# and the ROS one has no torch.
+collect_ignore = [] if importlib.util.find_spec("rclpy") else ["ros2"]
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
     # 2 threads on a loaded 2-core machine are several times slower than one.
-    torch.set_num_threads(1)
+    if importlib.util.find_spec("torch"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture

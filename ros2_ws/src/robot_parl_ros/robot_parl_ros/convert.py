@@ -1,0 +1,80 @@
+"""Conversions between ROS 2 messages and numpy (no rclpy import: pure functions over message fields)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "16UC1": 1}
+
+
+def image_to_rgb(encoding: str, height: int, width: int, step: int, data: bytes | memoryview | np.ndarray,
+                 is_bigendian: int = 0) -> np.ndarray:
+    """A sensor_msgs/Image as HxWx3 uint8 RGB (rgb8, bgr8, mono8) or HxW uint16 depth (16UC1)."""
+    if encoding not in CHANNELS:
+        raise ValueError(f"image encoding {encoding!r} is not supported; expected one of {sorted(CHANNELS)}")
+    itemsize = 2 if encoding == "16UC1" else 1
+    row = width * CHANNELS[encoding] * itemsize
+    raw = np.frombuffer(bytes(data) if isinstance(data, memoryview) else data, np.uint8)
+    if step < row or raw.size < step * height:
+        raise ValueError(f"{encoding} image of {width}x{height}: step {step} and {raw.size} bytes are too small "
+                         f"(rows need {row} bytes)")
+    rows = raw[: step * height].reshape(height, step)[:, :row]
+    if encoding == "16UC1":
+        return rows.copy().view(">u2" if is_bigendian else "<u2").astype(np.uint16).reshape(height, width)
+    pixels = rows.reshape(height, width, CHANNELS[encoding])
+    if encoding == "bgr8":
+        return np.ascontiguousarray(pixels[..., ::-1])
+    if encoding == "mono8":
+        return np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(pixels)
+
+
+def compressed_to_rgb(fmt: str, data: bytes | np.ndarray) -> np.ndarray:
+    """A sensor_msgs/CompressedImage (JPEG or PNG) as HxWx3 uint8 RGB (decoded with Pillow)."""
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise RuntimeError("CompressedImage topics need Pillow (pip install pillow)") from err
+    with Image.open(io.BytesIO(bytes(data))) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def rgb_to_image_fields(rgb: np.ndarray) -> dict:
+    """The fields of an rgb8 sensor_msgs/Image for an HxWx3 uint8 array."""
+    h, w, _ = rgb.shape
+    return {"encoding": "rgb8", "height": h, "width": w, "step": w * 3, "is_bigendian": 0,
+            "data": np.ascontiguousarray(rgb, np.uint8).tobytes()}
+
+
+def rpy_to_quat(rpy: np.ndarray) -> np.ndarray:
+    """Roll, pitch, yaw (rad) -> quaternion xyzw."""
+    r, p, y = (np.asarray(rpy, np.float64) / 2).tolist()
+    cr, sr, cp, sp, cy, sy = np.cos(r), np.sin(r), np.cos(p), np.sin(p), np.cos(y), np.sin(y)
+    return np.array([sr * cp * cy - cr * sp * sy, cr * sp * cy + sr * cp * sy,
+                     cr * cp * sy - sr * sp * cy, cr * cp * cy + sr * sp * sy])
+
+
+def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of quaternions xyzw (a then b in the world frame: a * b applies b first)."""
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    return np.array([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz])
+
+
+def quat_to_rpy(q: np.ndarray) -> np.ndarray:
+    """Quaternion xyzw -> roll, pitch, yaw (rad)."""
+    x, y, z, w = q
+    roll = np.arctan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y))
+    pitch = np.arcsin(np.clip(2 * (w * y - z * x), -1.0, 1.0))
+    yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    return np.array([roll, pitch, yaw])
+
+
+def compose_pose(pose: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Pose target = current pose (xyz + quaternion xyzw) moved by a 6-D delta (xyz m, rpy rad, world frame)."""
+    position = np.asarray(pose[:3], np.float64) + np.asarray(delta[:3], np.float64)
+    orientation = quat_mul(rpy_to_quat(delta[3:6]), np.asarray(pose[3:7], np.float64))
+    return np.r_[position, orientation / np.linalg.norm(orientation)]

@@ -1,0 +1,75 @@
+"""The robot-side node: ROS 2 topics of the robot's drivers <-> the robot-parl protocol over zenoh.
+
+The control clock, deadlines, safety filter (bounds, per-step limit, workspace box) and watchdog are
+robot_parl's RobotSide, the same as for simulated robots; this node only adapts ROS topics to it and
+publishes diagnostics (the robot side's counters) once a second. No torch is imported here.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+
+from robot_parl.robots.side import RobotSide
+from robot_parl.robots.spec import load_spec
+from robot_parl.transport.keys import KeySpace
+from robot_parl.transport.session import TransportConfig, open_session
+from robot_parl_ros.params import declare
+from robot_parl_ros.ros_adapter import RosAdapter
+
+
+def _diagnostics(node: Node, side: RobotSide, adapter: RosAdapter, topic: str):
+    pub = node.create_publisher(DiagnosticArray, topic, 10)
+
+    def publish() -> None:
+        counters = dict(side.safety.counters) | dict(side.counters) | dict(adapter.counters)
+        status = DiagnosticStatus(name=f"robot_parl/{side.keys.robot}", hardware_id=side.spec.name,
+                                  level=DiagnosticStatus.ERROR if side.safety.estopped else DiagnosticStatus.OK,
+                                  message="e-stop latched" if side.safety.estopped else
+                                  ("running" if side.running else "idle"),
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in sorted(counters.items())])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = node.get_clock().now().to_msg()
+        pub.publish(msg)
+
+    return node.create_timer(1.0, publish)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the robot side until SIGINT/SIGTERM."""
+    rclpy.init(args=args)
+    node = Node("robot_parl_robot_side")
+    params = declare(node)
+    spec = load_spec(params.spec, params.spec_overrides)
+    adapter = RosAdapter(node, spec, params)
+    session = open_session(TransportConfig(listen=params.listen, connect=params.connect))
+    side = RobotSide(adapter, session, KeySpace(params.session, params.robot), synchronous=params.synchronous,
+                     instruction=params.instruction)
+    adapter.side = side
+    _diagnostics(node, side, adapter, params.diagnostics_topic)
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    node.get_logger().info(f"robot side {spec.name} ({spec.command_mode}, {spec.control_rate_hz:g} Hz) on "
+                           f"{params.listen or params.connect}, keys robot_parl/{params.session}/{params.robot}/*")
+    try:
+        side.run(stop)
+    finally:
+        side.close()
+        session.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

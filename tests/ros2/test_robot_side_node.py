@@ -1,0 +1,127 @@
+"""The robot-side node with real rclpy (Jazzy wheels, Fast DDS, discovery limited to this host, a random
+domain): the simulated robot node publishes MuJoCo camera images and joint states, the robot-side node
+forwards them over zenoh to a RemoteRobotEnv (an actor stand-in) and turns its actions into
+TwistStamped commands the sim executes; teleop topics are forwarded; an e-stop topic latches; the node
+publishes diagnostics."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist
+from std_msgs.msg import Bool
+
+from robot_parl.robots.remote import RemoteRobotEnv
+from robot_parl.robots.spec import load_spec
+from robot_parl.teleop.robot_forwarded import RobotForwarded
+from robot_parl.transport.keys import KeySpace
+from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
+
+from .conftest import PACKAGE_SRC
+
+CAMERA = "cameras=[{name: front, width: 48, height: 48}]"
+
+
+@pytest.fixture
+def ros_env(monkeypatch):
+    env = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": str(random.randint(1, 100)),
+           "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
+           "PYTHONPATH": os.pathsep.join([str(PACKAGE_SRC), os.environ.get("PYTHONPATH", "")])}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return os.environ.copy()
+
+
+def _wait(condition, timeout=30.0, what=""):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_sim_robot_through_the_robot_side_node(ros_env, tmp_path):
+    endpoint = free_loopback_endpoint()
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("sim", "side")}
+    sim = subprocess.Popen([sys.executable, "-m", "robot_parl_ros.sim_robot_node", "--ros-args",
+                            "-p", "task:=pick", "-p", "cameras:=['front']", "-p", "width:=48", "-p", "height:=48",
+                            "-p", "rate_hz:=20.0"], env=ros_env, stdout=logs["sim"], stderr=subprocess.STDOUT)
+    side = subprocess.Popen([sys.executable, "-m", "robot_parl_ros.robot_side_node", "--ros-args",
+                             "-p", "spec:=sim_tabletop", "-p", f'spec_overrides:=["{CAMERA}", "control_rate_hz=20"]',
+                             "-p", "cameras:=['front=front/image_raw']", "-p", "joint_state_topic:=joint_states",
+                             "-p", "ee_pose_topic:=ee_pose", "-p", "twist_topic:=cmd_vel", "-p", "reset_service:=reset",
+                             "-p", f"listen:=['{endpoint}']", "-p", "session:=ros", "-p", "estop_topic:=estop",
+                             "-p", "teleop_twist_topic:=teleop/twist"],
+                            env=ros_env, stdout=logs["side"], stderr=subprocess.STDOUT)
+    rclpy.init()
+    node = rclpy.create_node("robot_parl_test")
+    diagnostics = []
+    node.create_subscription(DiagnosticArray, "diagnostics", diagnostics.append, 10)
+    teleop_pub = node.create_publisher(Twist, "teleop/twist", 10)
+    estop_pub = node.create_publisher(Bool, "estop", 10)
+    session = open_session(TransportConfig(connect=[endpoint]))
+    spec = load_spec("sim_tabletop", [CAMERA, "control_rate_hz=20"])
+    env = RemoteRobotEnv(session, KeySpace("ros", "robot0"), spec, timeout_s=30)
+    teleop = RobotForwarded(session, KeySpace("ros", "robot0"))
+    try:
+        # images come from MuJoCo through ROS; wait until the node is up, then until it has frames and joints
+        _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
+
+        def ready():
+            obs, _ = env.reset()
+            return obs["images"]["front"].std() > 5 and obs["proprio"][2] > 0.05
+        _wait(ready, 60, "camera frames and joint states through the node")
+        obs, _ = env.reset()
+        assert obs["images"]["front"].shape == (48, 48, 3)
+        for _ in range(4):  # the sim's topics catch up with its reset (the node reads the newest messages)
+            obs, *_ = env.step(np.array([0, 0, 0, 0, 0, 0, 1], np.float32))
+        start = obs["proprio"].copy()
+        for _ in range(6):
+            obs, *_ = env.step(np.array([0.02, 0, 0, 0, 0, 0, 1], np.float32))
+        time.sleep(0.2)
+        obs, *_ = env.step(np.zeros(7, np.float32))
+        moved = obs["proprio"][:3] - start[:3]
+        # 6 commands of 2 cm along x through TwistStamped (two clocks at 20 Hz: a command may be overwritten)
+        assert 0.04 < moved[0] < 0.14 and abs(moved[1]) < 0.02 and abs(moved[2]) < 0.03, moved
+
+        # teleop topics are forwarded as Teleop messages (delta = twist x period)
+        msg = Twist()
+        msg.linear.y = 0.2
+        _wait(lambda: (teleop_pub.publish(msg), teleop.inbox.pending() > 0)[1], 20, "a forwarded teleop message")
+        values = teleop.poll().values
+        np.testing.assert_allclose(values[:3], [0, 0.01, 0], atol=1e-6)
+
+        # an e-stop topic latches the e-stop: the robot holds, the status says so
+        estop_pub.publish(Bool(data=True))
+        _wait(lambda: (rclpy.spin_once(node, timeout_sec=0.05), env.robot_status is not None
+                       and env.robot_status.estop)[1], 20, "the e-stop in the robot's status")
+        def latched():
+            rclpy.spin_once(node, timeout_sec=0.1)
+            return [s for d in diagnostics for s in d.status if s.message == "e-stop latched"]
+        _wait(latched, 20, "diagnostics reporting the e-stop")
+        status = latched()[-1]
+        counters = {kv.key: int(kv.value) for kv in status.values}
+        assert counters["applied"] >= 6 and counters["estops"] == 1 and status.level == status.ERROR
+    finally:
+        teleop.close()
+        env.close()
+        session.close()
+        node.destroy_node()
+        rclpy.shutdown()
+        for proc in (side, sim):
+            proc.send_signal(signal.SIGINT)
+        for proc in (side, sim):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    side_log = (tmp_path / "side.log").read_text()
+    assert side.returncode == 0, side_log[-3000:]
+    assert "robot side sim_tabletop" in side_log
