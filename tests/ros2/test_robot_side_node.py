@@ -125,3 +125,47 @@ def test_sim_robot_through_the_robot_side_node(ros_env, tmp_path):
     side_log = (tmp_path / "side.log").read_text()
     assert side.returncode == 0, side_log[-3000:]
     assert "robot side sim_tabletop" in side_log
+
+
+def test_gripper_joint_trajectory_and_stamped_teleop(ros_env, tmp_path):
+    from geometry_msgs.msg import TwistStamped
+    from trajectory_msgs.msg import JointTrajectory
+
+    endpoint = free_loopback_endpoint()
+    log = open(tmp_path / "side.log", "w")
+    side = subprocess.Popen([sys.executable, "-m", "robot_parl_ros.robot_side_node", "--ros-args",
+                             "-p", "spec:=widowx", "-p", f'spec_overrides:=["{CAMERA}", "control_rate_hz=20"]',
+                             "-p", "gripper_topic:=gripper/trajectory", "-p", "gripper_joints:=['left', 'right']",
+                             "-p", f"listen:=['{endpoint}']", "-p", "session:=grip",
+                             "-p", "teleop_twist_topic:=spacenav/twist", "-p", "teleop_twist_stamped:=true"],
+                            env=ros_env, stdout=log, stderr=subprocess.STDOUT)
+    rclpy.init()
+    node = rclpy.create_node("robot_parl_test_gripper")
+    trajectories = []
+    node.create_subscription(JointTrajectory, "gripper/trajectory", trajectories.append, 10)
+    teleop_pub = node.create_publisher(TwistStamped, "spacenav/twist", 10)
+    session = open_session(TransportConfig(connect=[endpoint]))
+    keys = KeySpace("grip", "robot0")
+    env = RemoteRobotEnv(session, keys, load_spec("widowx", [CAMERA, "control_rate_hz=20"]), timeout_s=30)
+    teleop = RobotForwarded(session, keys)
+    try:
+        _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
+        env.reset()
+        for _ in range(3):
+            env.step(np.array([0, 0, 0, 0, 0, 0, 0.25], np.float32))
+        _wait(lambda: (rclpy.spin_once(node, timeout_sec=0.05), trajectories)[1], 20, "a gripper trajectory")
+        assert trajectories[-1].joint_names == ["left", "right"]
+        assert list(trajectories[-1].points[0].positions) == [0.25, 0.25]
+        msg = TwistStamped()
+        msg.twist.angular.z = 1.0
+        _wait(lambda: (teleop_pub.publish(msg), teleop.inbox.pending() > 0)[1], 20, "a forwarded stamped twist")
+        np.testing.assert_allclose(teleop.poll().values[3:6], [0, 0, 0.05], atol=1e-6)  # 1 rad/s x 50 ms
+    finally:
+        teleop.close()
+        env.close()
+        session.close()
+        node.destroy_node()
+        rclpy.shutdown()
+        side.send_signal(signal.SIGINT)
+        side.wait(timeout=20)
+    assert side.returncode == 0, (tmp_path / "side.log").read_text()[-3000:]

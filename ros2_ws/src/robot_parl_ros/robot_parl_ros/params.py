@@ -23,10 +23,12 @@ class RobotSideParams:
     twist_stamped: bool = True  # TwistStamped (else Twist)
     pose_topic: str = "target_pose"  # pose mode: geometry_msgs/PoseStamped targets
     frame_id: str = "base_link"
-    gripper_topic: str = "gripper/command"  # std_msgs/Float64
+    gripper_topic: str = "gripper/command"  # std_msgs/Float64 position ...
+    gripper_joints: list[str] = field(default_factory=list)  # ... or, if given, a JointTrajectory for these joints
     reset_service: str = ""  # std_srvs/Trigger of your stack; else pose mode publishes the spec's home pose
     estop_topic: str = "estop"  # std_msgs/Bool; true latches the e-stop (cleared by a clear_estop control)
     teleop_twist_topic: str = ""  # forwarded as Teleop messages (delta = twist x control period)
+    teleop_twist_stamped: bool = False  # the teleop topic carries TwistStamped (else Twist)
     teleop_joy_topic: str = ""  # sensor_msgs/Joy: axes 0-5 scaled to the action bounds, buttons by joy_buttons
     joy_buttons: list[str] = field(default_factory=lambda: ["start", "success", "failure", "discard"])
     diagnostics_topic: str = "diagnostics"

@@ -20,6 +20,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState, Joy
 from std_msgs.msg import Bool, Float64
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_parl.robots.side import SensorFrame
 from robot_parl.robots.spec import RobotSpec
@@ -70,14 +71,16 @@ class RosAdapter:
             node.create_subscription(PoseStamped, params.ee_pose_topic, self._on_pose, qos_profile_sensor_data)
         node.create_subscription(Bool, params.estop_topic, self._on_estop, 10)
         if params.teleop_twist_topic:
-            node.create_subscription(Twist, params.teleop_twist_topic, self._on_teleop_twist, 10)
+            node.create_subscription(TwistStamped if params.teleop_twist_stamped else Twist, params.teleop_twist_topic,
+                                     self._on_teleop_twist, 10)
         if params.teleop_joy_topic:
             node.create_subscription(Joy, params.teleop_joy_topic, self._on_joy, 10)
         if spec.command_mode == "velocity":
             self._twist = node.create_publisher(TwistStamped if params.twist_stamped else Twist, params.twist_topic, 10)
         else:
             self._pose_pub = node.create_publisher(PoseStamped, params.pose_topic, 10)
-        self._gripper = node.create_publisher(Float64, params.gripper_topic, 10)
+        self._gripper = node.create_publisher(JointTrajectory if params.gripper_joints else Float64,
+                                              params.gripper_topic, 10)
         self._reset = node.create_client(Trigger, params.reset_service) if params.reset_service else None
 
     # sensors --------------------------------------------------------------------------------------
@@ -181,7 +184,15 @@ class RosAdapter:
             self._publish_pose(self._target)
         if len(values) > 6:
             self.gripper = float(values[6])
+            self._publish_gripper()
+
+    def _publish_gripper(self) -> None:
+        if not self.params.gripper_joints:
             self._gripper.publish(Float64(data=self.gripper))
+            return
+        point = JointTrajectoryPoint(positions=[self.gripper] * len(self.params.gripper_joints))
+        point.time_from_start.nanosec = int(self.spec.period_s * 1e9)
+        self._gripper.publish(JointTrajectory(joint_names=list(self.params.gripper_joints), points=[point]))
 
     def hold(self) -> None:
         """Zero twist, or the last pose target again."""
@@ -224,8 +235,9 @@ class RosAdapter:
         self.side.forward_teleop(Teleop(time.monotonic_ns(), device, values, bool(np.any(values[:6])),
                                         buttons or {}))
 
-    def _on_teleop_twist(self, msg: Twist) -> None:
-        delta = np.r_[[msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.x, msg.angular.y, msg.angular.z]]
+    def _on_teleop_twist(self, msg: Twist | TwistStamped) -> None:
+        t = msg.twist if isinstance(msg, TwistStamped) else msg
+        delta = np.r_[[t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z]]
         self._forward("ros_twist", np.r_[delta * self.spec.period_s, self.gripper])
 
     def _on_joy(self, msg: Joy) -> None:
