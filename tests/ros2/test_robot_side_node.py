@@ -127,14 +127,23 @@ def test_sim_robot_through_the_robot_side_node(ros_env, tmp_path):
     assert "robot side sim_tabletop" in side_log
 
 
-def test_gripper_joint_trajectory_and_stamped_teleop(ros_env, tmp_path):
+def test_gripper_trajectory_stamped_teleop_and_camera_info(ros_env, tmp_path):
     from geometry_msgs.msg import TwistStamped
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from sensor_msgs.msg import CameraInfo
     from trajectory_msgs.msg import JointTrajectory
 
+    from robot_parl.calibration.calib_file import CameraCalibration, save_calibration
+
+    k = [[60.0, 0.0, 31.5], [0.0, 60.0, 23.5], [0.0, 0.0, 1.0]]
+    calibration = save_calibration(CameraCalibration(rig="test", camera="front", date="2026-01-01T00:00:00+00:00",
+                                                     board="b", image_size=[64, 48], camera_matrix=k,
+                                                     distortion=[-0.1, 0.01, 0.0, 0.0, 0.0]), tmp_path / "front.yaml")
+    camera = f"cameras=[{{name: front, width: 48, height: 48, calibration: {calibration}}}]"
     endpoint = free_loopback_endpoint()
     log = open(tmp_path / "side.log", "w")
     side = subprocess.Popen([sys.executable, "-m", "robot_parl_ros.robot_side_node", "--ros-args",
-                             "-p", "spec:=widowx", "-p", f'spec_overrides:=["{CAMERA}", "control_rate_hz=20"]',
+                             "-p", "spec:=widowx", "-p", f'spec_overrides:=["{camera}", "control_rate_hz=20"]',
                              "-p", "gripper_topic:=gripper/trajectory", "-p", "gripper_joints:=['left', 'right']",
                              "-p", f"listen:=['{endpoint}']", "-p", "session:=grip",
                              "-p", "teleop_twist_topic:=spacenav/twist", "-p", "teleop_twist_stamped:=true"],
@@ -144,9 +153,13 @@ def test_gripper_joint_trajectory_and_stamped_teleop(ros_env, tmp_path):
     trajectories = []
     node.create_subscription(JointTrajectory, "gripper/trajectory", trajectories.append, 10)
     teleop_pub = node.create_publisher(TwistStamped, "spacenav/twist", 10)
+    infos = {}
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    for topic in ("robot_parl/front/camera_info", "robot_parl/front/rectified/camera_info"):
+        node.create_subscription(CameraInfo, topic, lambda m, t=topic: infos.__setitem__(t, m), latched)
     session = open_session(TransportConfig(connect=[endpoint]))
     keys = KeySpace("grip", "robot0")
-    env = RemoteRobotEnv(session, keys, load_spec("widowx", [CAMERA, "control_rate_hz=20"]), timeout_s=30)
+    env = RemoteRobotEnv(session, keys, load_spec("widowx", [camera, "control_rate_hz=20"]), timeout_s=30)
     teleop = RobotForwarded(session, keys)
     try:
         _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
@@ -160,6 +173,15 @@ def test_gripper_joint_trajectory_and_stamped_teleop(ros_env, tmp_path):
         msg.twist.angular.z = 1.0
         _wait(lambda: (teleop_pub.publish(msg), teleop.inbox.pending() > 0)[1], 20, "a forwarded stamped twist")
         np.testing.assert_allclose(teleop.poll().values[3:6], [0, 0, 0.05], atol=1e-6)  # 1 rad/s x 50 ms
+        # CameraInfo of the calibrated camera: raw (its driver's images) and rectified (what robot-parl sends)
+        _wait(lambda: (rclpy.spin_once(node, timeout_sec=0.05), len(infos) == 2)[1], 20, "camera infos")
+        raw, rectified = infos["robot_parl/front/camera_info"], infos["robot_parl/front/rectified/camera_info"]
+        assert (raw.width, raw.height) == (64, 48) and (rectified.width, rectified.height) == (48, 48)
+        np.testing.assert_allclose(np.reshape(raw.k, (3, 3)), k)
+        np.testing.assert_allclose(raw.d, [-0.1, 0.01, 0, 0, 0])
+        np.testing.assert_allclose(rectified.d, 0)
+        obs, *_ = env.step(np.zeros(7, np.float32))
+        assert obs["images"]["front"].shape == (48, 48, 3)  # rectified and resized to the spec's size
     finally:
         teleop.close()
         env.close()

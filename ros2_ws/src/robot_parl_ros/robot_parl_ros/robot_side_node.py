@@ -14,6 +14,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
 
 from robot_parl.robots.side import RobotSide
 from robot_parl.robots.spec import load_spec
@@ -40,6 +41,30 @@ def _diagnostics(node: Node, side: RobotSide, adapter: RosAdapter, topic: str):
     return node.create_timer(1.0, publish)
 
 
+def _camera_infos(node: Node, side: RobotSide) -> list:
+    """Latched CameraInfo for every calibrated camera: ``robot_parl/<camera>/camera_info`` describes the raw
+    images of the camera's own driver, ``.../rectified/camera_info`` the frames this robot side sends."""
+    from sensor_msgs.msg import CameraInfo
+
+    from robot_parl.calibration.calib_file import camera_info, load_calibration, resolve_calibration_path
+
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    publishers = []
+    for camera in side.spec.cameras:
+        if not camera.calibration:
+            continue
+        raw = camera_info(load_calibration(resolve_calibration_path(camera.calibration)))
+        for topic, fields in ((f"robot_parl/{camera.name}/camera_info", raw),
+                              (f"robot_parl/{camera.name}/rectified/camera_info",
+                               side.rectifiers[camera.name].camera_info())):
+            msg = CameraInfo(**fields)
+            msg.header.stamp, msg.header.frame_id = node.get_clock().now().to_msg(), camera.name
+            pub = node.create_publisher(CameraInfo, topic, latched)
+            pub.publish(msg)
+            publishers.append(pub)
+    return publishers
+
+
 def main(args: list[str] | None = None) -> None:
     """Run the robot side until SIGINT/SIGTERM."""
     rclpy.init(args=args)
@@ -52,6 +77,7 @@ def main(args: list[str] | None = None) -> None:
                      instruction=params.instruction)
     adapter.side = side
     _diagnostics(node, side, adapter, params.diagnostics_topic)
+    _camera_infos(node, side)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)

@@ -31,6 +31,12 @@ from robot_parl_ros.params import RobotSideParams
 POSE_NAMES = ("x", "y", "z", "roll", "pitch", "yaw")
 
 
+def _calibration(path: str):
+    from robot_parl.calibration.calib_file import load_calibration, resolve_calibration_path
+
+    return load_calibration(resolve_calibration_path(path))
+
+
 def _resize_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
     if image.shape[:2] == (height, width):
         return image
@@ -55,6 +61,9 @@ class RosAdapter:
         self._pose: np.ndarray | None = None  # xyz + quaternion xyzw
         self._target: np.ndarray | None = None
         self.gripper = float(spec.action.high[-1])
+        # a calibrated camera's frames go to the robot side raw (its rectifier undistorts, crops and resizes)
+        self._raw_size = {c.name: tuple(_calibration(c.calibration).image_size) for c in spec.cameras
+                          if c.calibration}
         cameras = dict(item.split("=", 1) for item in params.cameras)
         unknown = sorted(set(cameras) - {c.name for c in spec.cameras})
         if unknown:
@@ -117,14 +126,15 @@ class RosAdapter:
         images, stamps = {}, {}
         newest = max((stamp for _, stamp in frames.values()), default=now)
         for camera in self.spec.cameras:
+            width, height = self._raw_size.get(camera.name, (camera.width, camera.height))
             if camera.name not in frames:
                 self.counters["missing_frames"] += 1
-                images[camera.name], stamps[camera.name] = np.zeros((camera.height, camera.width, 3), np.uint8), now
+                images[camera.name], stamps[camera.name] = np.zeros((height, width, 3), np.uint8), now
                 continue
             image, stamp = frames[camera.name]
             if image.ndim == 2:  # depth is not an RGB camera input
                 image = np.repeat((image >> 8).astype(np.uint8)[..., None], 3, axis=2)
-            images[camera.name] = _resize_nearest(image, camera.height, camera.width)
+            images[camera.name] = _resize_nearest(image, height, width)
             stamps[camera.name] = stamp
             self.counters["dropped_frames"] += max(arrived.get(camera.name, 0) - 1, 0)
             if newest - stamp > self.params.max_skew_s * 1e9:
