@@ -7,7 +7,7 @@ ROS_VENV ?= .venv-ros
 ROS_PY := $(ROS_VENV)/bin/python
 ROS_STAMP := $(ROS_VENV)/.installed
 
-.PHONY: install demo test ros-test bench lint clean
+.PHONY: install demo test ros-test bench lint docker docker-lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -50,6 +50,12 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.replay --json benchmarks/results/replay.json
 	$(PY) -m benchmarks.vla_sampling --json benchmarks/results/vla_sampling.json
 	$(PY) -m benchmarks.parl_sim --json benchmarks/results/parl_sim.json
+
+docker:
+	docker compose -f docker/compose.yaml build
+
+docker-lint: $(STAMP)
+	$(VENV)/bin/hadolint --failure-threshold warning docker/robot-side.Dockerfile docker/learner.Dockerfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check robot_parl tests benchmarks

@@ -164,9 +164,10 @@ def test_gripper_trajectory_stamped_teleop_and_camera_info(ros_env, tmp_path):
     try:
         _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
         env.reset()
-        for _ in range(3):
-            env.step(np.array([0, 0, 0, 0, 0, 0, 0.25], np.float32))
-        _wait(lambda: (rclpy.spin_once(node, timeout_sec=0.05), trajectories)[1], 20, "a gripper trajectory")
+        # keep commanding until discovery has matched the test's subscriber (earlier commands are not queued);
+        # spinning must not block: an action answering an observation a tick old is dropped as stale
+        _wait(lambda: (env.step(np.array([0, 0, 0, 0, 0, 0, 0.25], np.float32)),
+                       rclpy.spin_once(node, timeout_sec=0), trajectories)[2], 20, "a gripper trajectory")
         assert trajectories[-1].joint_names == ["left", "right"]
         assert list(trajectories[-1].points[0].positions) == [0.25, 0.25]
         msg = TwistStamped()

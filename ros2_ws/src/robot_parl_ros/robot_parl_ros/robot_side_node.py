@@ -92,7 +92,10 @@ def main(args: list[str] | None = None) -> None:
     finally:
         side.close()
         session.close()
-        executor.shutdown()
+        # stop spinning and wait for the executor's thread before tearing the node down: a C++ thread still
+        # running at interpreter exit aborts the process
+        executor.shutdown(timeout_sec=5.0)
+        spinner.join(timeout=5.0)
         node.destroy_node()
         rclpy.try_shutdown()
 
