@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: the CPU build here; everything after must accept it.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[learn,vla,sim,bags,calib,dev]"
+	$(PY) -m pip install -q -e ".[learn,vla,sim,bags,calib,realsense,dev]"
 	touch $(STAMP)
 
 # The ROS 2 side in its own virtualenv: real rclpy (community-built ROS 2 Jazzy wheels, Fast DDS) with the

@@ -292,6 +292,30 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from robot_parl.runtime.evaluate import Evaluation
+    from robot_parl.transport.session import TransportConfig, open_session
+
+    torch.set_num_threads(args.threads)
+    cfg = _finetune_config(args)
+    policies = {}
+    for item in args.policy:
+        name, sep, path = item.partition("=")
+        if not name or not sep:
+            raise SystemExit(f"robot-parl eval: --policy expects NAME=CHECKPOINT (empty: as configured), got {item!r}")
+        policies[name] = path
+    session = open_session(TransportConfig(connect=[cfg.link.robot_endpoint]))
+    try:
+        evaluation = Evaluation(cfg, args.out, policies, args.critic, session, args.episodes, log=_log)
+        summary = evaluation.run(journal=args.journal)
+    finally:
+        session.close()
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
 def _finetune(args: argparse.Namespace) -> int:
     from robot_parl import typed_config
     from robot_parl.runtime.supervisor import Supervisor
@@ -467,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
                             ("learner", _learner, "the learner: episode store, critic and distillation, weights"),
                             ("pretrain", _pretrain, "the offline phase alone (BC, offline critic) into the learner's "
                                                     "first checkpoint"),
+                            ("eval", _eval, "evaluation rollouts: policies alone and with critic selection, "
+                                            "interleaved; JSON, videos and an HTML report"),
                             ("actor", _actor, "the actor: acts on a robot side, streams steps, hot-swaps weights")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--config", help="session YAML (runtime.config.FinetuneConfig); one file for all processes")
@@ -482,6 +508,13 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--bc-steps", type=int, default=0, help="behaviour-cloning steps before the critic")
         if name == "finetune":
             cmd.add_argument("--attach", action="store_true", help="start nothing: watch a running session")
+        if name == "eval":
+            cmd.add_argument("--policy", action="append", default=[], metavar="NAME=CHECKPOINT",
+                             help="a policy under test: a learner checkpoint directory, or empty for the policy as "
+                                  "the config builds it (repeat for several)")
+            cmd.add_argument("--critic", required=True, help="checkpoint whose critic the +critic modes use")
+            cmd.add_argument("--episodes", type=int, default=10, help="episodes per mode")
+            cmd.add_argument("--journal", help="an actor's journal (or learner store) for the learning curve")
         cmd.add_argument("overrides", nargs="*", help="dotted overrides, e.g. actor.episodes=10")
         cmd.set_defaults(run=run)
 
@@ -562,7 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     from robot_parl.typed_config import ConfigError
 
     expected: tuple[type[Exception], ...] = (ConfigError,)
-    if args.command in ("data", "collect", "pretrain", "learner", "actor"):
+    if args.command == "eval":
+        expected += (FileNotFoundError, ValueError)
+    if args.command in ("data", "collect", "pretrain", "learner", "actor", "eval"):
         from robot_parl.data.episode_store import StoreError, StoreLocked
 
         expected += (StoreError, StoreLocked)

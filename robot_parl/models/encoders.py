@@ -200,6 +200,15 @@ def flatten_obs(obs: Obs, prefix: str = "") -> dict[str, torch.Tensor]:
     return flat
 
 
+def robot_obs(obs: dict) -> Obs:
+    """One robot observation ({"images": {name: HxWx3}, "proprio": [P]}, numpy) as a batch of one; arrays
+    are copied (message arrays are read-only views of their payload)."""
+    flat = {f"images/{k}": v for k, v in obs.get("images", {}).items()}
+    if "proprio" in obs:
+        flat["proprio"] = obs["proprio"]
+    return unflatten_obs({k: torch.from_numpy(np.array(v))[None] for k, v in flat.items()})
+
+
 def unflatten_obs(flat: dict[str, torch.Tensor]) -> Obs:
     """Inverse of :func:`flatten_obs`."""
     obs: dict = {}

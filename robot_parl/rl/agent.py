@@ -159,6 +159,12 @@ class ParlAgent:
         save_tree(directory / "replay.safetensors", self.replay.state_dict())
         self.policy.save(directory)
 
+    def load_acting(self, directory: str | Path) -> None:
+        """Only what acting needs from a checkpoint: the policy and the critic (no replay, no optimizer)."""
+        directory = Path(directory)
+        self.critic.load_state_dict(load_tree(directory / "agent.safetensors")["critic"])
+        self.policy.load(directory)
+
     def load(self, directory: str | Path) -> None:
         """Restore what :meth:`save` wrote."""
         directory = Path(directory)

@@ -88,6 +88,14 @@ class RemoteRobotEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.episode_id = (options or {}).get("episode_id") or uuid.uuid4().hex[:12]
+        if self.last is None:
+            # hear the robot side once before commanding it: a control sent before the link has exchanged
+            # its declarations would be lost
+            first = self.observations.get(timeout=self.timeout_s)
+            if first is None:
+                raise RobotTimeout(f"no observation from {self.keys.obs} within {self.timeout_s} s: "
+                                   "is the robot side running?")
+            self.last = first
         self._control.put(Control("reset"))
         self._control.put(Control("start", episode_id=self.episode_id))
         self.labels.drain()

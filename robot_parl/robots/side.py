@@ -154,9 +154,13 @@ class RobotSide:
             action = self.actions.get(timeout=min(remaining, 0.05) if self.synchronous else remaining)
             if action is None:
                 if self.synchronous:
-                    for msg in self.controls.drain():
+                    controls = self.controls.drain()
+                    for msg in controls:
                         self._handle(msg)
-                    if self._stop.is_set() or not self.running or self.safety.estopped:
+                    # a stop, reset or new start ends this tick: the next one observes the new state (stop, reset
+                    # and start arriving together would otherwise leave it waiting for the old episode's action)
+                    changed = any(msg.command in ("stop", "reset", "start", "estop") for msg in controls)
+                    if changed or self._stop.is_set() or not self.running or self.safety.estopped:
                         self.adapter.hold()
                         return
                 continue

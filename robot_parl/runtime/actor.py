@@ -27,7 +27,7 @@ import torch
 
 from robot_parl.data.episode_store import KeySpec
 from robot_parl.models.base import copy_state
-from robot_parl.models.encoders import unflatten_obs
+from robot_parl.models.encoders import robot_obs
 from robot_parl.rl.action_opt import optimize_actions
 from robot_parl.robots.remote import RemoteRobotEnv
 from robot_parl.runtime.config import FinetuneConfig, build_agent, to_normalized, to_physical
@@ -134,9 +134,7 @@ class Actor:
     @torch.no_grad()
     def decide(self, obs: dict) -> tuple[np.ndarray, np.ndarray]:
         """(action [A], candidates [N, A]) in policy space for one observation."""
-        # message arrays are read-only views of the payload: torch needs its own copies
-        flat = {f"images/{k}": v for k, v in obs.get("images", {}).items()} | {"proprio": obs["proprio"]}
-        tobs = unflatten_obs({k: torch.from_numpy(np.array(v))[None] for k, v in flat.items()})
+        tobs = robot_obs(obs)
         t0 = time.perf_counter()
         candidates = self.agent.sample_candidates(tobs)
         t1 = time.perf_counter()

@@ -1,0 +1,301 @@
+"""RealSenseCamera against the real pyrealsense2: a software device fed synthetic frames, and recordings of it.
+
+Geometry is chosen float-exact (focal length a power of two, depth units 2**-10 m) so that aligning depth
+to a colour stream with the same intrinsics and identity extrinsics must give back the input bit for bit;
+with other numbers librealsense's align leaves rounding holes at exact half-pixel boundaries.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from robot_parl.cameras import CameraError, RealSenseCamera, WithCameras
+from robot_parl.cameras.realsense import select_serial
+
+W, H, FPS = 64, 48, 30
+DEPTH_UNITS = 2.0**-10
+
+
+def test_importing_cameras_needs_neither_torch_nor_pyrealsense2():
+    code = ("import sys, robot_parl.cameras; "
+            "print('torch' in sys.modules, 'pyrealsense2' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_missing_pyrealsense2_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pyrealsense2", None)  # makes `import pyrealsense2` fail
+    with pytest.raises(ImportError, match=r"pip install pyrealsense2"):
+        RealSenseCamera("123")
+    with pytest.raises(ImportError, match=r"pip install pyrealsense2"):
+        RealSenseCamera.from_bag(tmp_path / "x.db3")
+
+
+def test_select_serial_errors_list_what_was_found():
+    assert select_serial(["A1"], None) == "A1"
+    assert select_serial(["A1", "B2"], "B2") == "B2"
+    with pytest.raises(CameraError, match=r"no RealSense device found"):
+        select_serial([], None)
+    with pytest.raises(CameraError, match=r"2 RealSense devices connected \['A1', 'B2'\]: pass serial="):
+        select_serial(["B2", "A1"], None)
+    with pytest.raises(CameraError, match=r"serial 'C3' not found; connected: \['A1', 'B2'\]"):
+        select_serial(["A1", "B2"], "C3")
+
+
+# the synthetic rig ---------------------------------------------------------------------------------
+
+try:
+    import pyrealsense2 as rs
+except ImportError:  # not installed, or its shared libraries are missing (libusb-1.0-0)
+    rs = None
+needs_pyrealsense2 = pytest.mark.skipif(rs is None, reason="pyrealsense2 is not importable (pip install pyrealsense2)")
+
+
+def _intrinsics(width: int, height: int, focal: float):
+    i = rs.intrinsics()
+    i.width, i.height, i.fx, i.fy, i.ppx, i.ppy = width, height, focal, focal, width / 2, height / 2
+    i.model, i.coeffs = rs.distortion.none, [0.0] * 5
+    return i
+
+
+def _stream(kind, uid: int, width: int, height: int, fmt, bpp: int, focal: float):
+    s = rs.video_stream()
+    s.type, s.index, s.uid, s.width, s.height, s.fps, s.bpp, s.fmt = kind, 0, uid, width, height, FPS, bpp, fmt
+    s.intrinsics = _intrinsics(width, height, focal)
+    return s
+
+
+class Rig:
+    """A software RealSense: a colour and a depth sensor whose frames the test pushes."""
+
+    def __init__(self, serial: str = "SYN0001", color_size=(W, H), depth_size=(W, H)):
+        self.device = rs.software_device()
+        self.device.register_info(rs.camera_info.serial_number, serial)
+        self.device.register_info(rs.camera_info.name, "Synthetic RealSense")
+        self.color_sensor = self.device.add_sensor("Color")
+        self.depth_sensor = self.device.add_sensor("Depth")
+        # Focal length in proportion to the image size: both streams see the same field of view.
+        cw, ch = color_size
+        dw, dh = depth_size
+        self.color = self.color_sensor.add_video_stream(
+            _stream(rs.stream.color, 0, cw, ch, rs.format.rgb8, 3, float(cw))).as_video_stream_profile()
+        self.depth = self.depth_sensor.add_video_stream(
+            _stream(rs.stream.depth, 1, dw, dh, rs.format.z16, 2, float(dw))).as_video_stream_profile()
+        self.depth_sensor.add_read_only_option(rs.option.depth_units, DEPTH_UNITS)
+        identity = rs.extrinsics()
+        identity.rotation, identity.translation = [1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0]
+        self.depth.register_extrinsics_to(self.color, identity)
+        self.device.create_matcher(rs.matchers.default)
+        self._alive = []  # the pixel buffers of pushed frames
+
+    def _push(self, sensor, profile, pixels: np.ndarray, bpp: int, stamp_ms: float, number: int, domain) -> None:
+        f = rs.software_video_frame()
+        f.pixels, f.stride, f.bpp = pixels, pixels.shape[1] * bpp, bpp
+        f.timestamp, f.domain, f.frame_number, f.profile = stamp_ms, domain, number, profile
+        if bpp == 2:
+            f.depth_units = DEPTH_UNITS
+        self._alive.append(pixels)
+        sensor.on_video_frame(f)
+
+    def push(self, number: int, stamp_ms: float, color: np.ndarray, depth: np.ndarray | None = None,
+             domain=None) -> None:
+        domain = rs.timestamp_domain.hardware_clock if domain is None else domain
+        self._push(self.color_sensor, self.color, color, 3, stamp_ms, number, domain)
+        if depth is not None:
+            self._push(self.depth_sensor, self.depth, depth, 2, stamp_ms, number, domain)
+
+
+def _color(seed: int, size=(W, H)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+
+
+def _depth(seed: int, size=(W, H)) -> np.ndarray:
+    return np.random.default_rng(1000 + seed).integers(1, 65535, (size[1], size[0]), dtype=np.uint16)
+
+
+def _open(rig: Rig, **kw) -> RealSenseCamera:
+    kw = {"width": W, "height": H, "fps": FPS, **kw}
+    return RealSenseCamera.from_device(rig.device, **kw)
+
+
+@needs_pyrealsense2
+def test_pixels_stamps_and_frame_numbers_round_trip():
+    rig = Rig()
+    with _open(rig) as cam:
+        for n in (1, 2, 3):
+            color, depth = _color(n), _depth(n)
+            rig.push(n, 1000.0 + 33.25 * n, color, depth)
+            frame = cam.read(timeout_s=2.0)
+            assert frame.color.dtype == np.uint8 and frame.color.shape == (H, W, 3)
+            np.testing.assert_array_equal(frame.color, color)
+            # Aligned to a colour stream of identical intrinsics and identity extrinsics: the input itself.
+            assert frame.depth.dtype == np.uint16 and frame.depth.shape == (H, W)
+            np.testing.assert_array_equal(frame.depth, depth)
+            assert frame.frame_number == n
+            assert frame.stamp_ns == round((1000.0 + 33.25 * n) * 1e6)
+            assert frame.clock == "hardware_clock"
+            assert frame.depth_scale == pytest.approx(DEPTH_UNITS)
+            # A device counter says nothing about host time: the arrival time stands in.
+            assert frame.robot_stamp_ns == frame.host_ns
+        assert cam.dropped == {"color": 0, "depth": 0}
+        assert cam.stats()["frames"] == 3
+
+
+@needs_pyrealsense2
+def test_gaps_in_frame_numbers_count_as_drops():
+    rig = Rig()
+    with _open(rig) as cam:
+        numbers = []
+        for n in (1, 2, 5, 6, 9):
+            rig.push(n, 10.0 * n, _color(n), _depth(n))
+            numbers.append(cam.read(timeout_s=2.0).frame_number)
+        assert numbers == [1, 2, 5, 6, 9]
+        assert cam.dropped == {"color": 4, "depth": 4}
+
+
+@needs_pyrealsense2
+def test_depth_aligned_to_a_smaller_colour_image_has_the_colour_size():
+    rig = Rig(color_size=(W // 2, H // 2))
+    plane = np.full((H, W), 1536, np.uint16)  # 1.5 m
+    with _open(rig, width=W // 2, height=H // 2) as cam:
+        rig.push(1, 5.0, _color(1, (W // 2, H // 2)), plane)
+        frame = cam.read(timeout_s=2.0)
+    assert frame.color.shape == (H // 2, W // 2, 3)
+    assert frame.depth.dtype == np.uint16 and frame.depth.shape == (H // 2, W // 2)
+    np.testing.assert_array_equal(frame.depth, 1536)
+    # Without alignment the depth image keeps its own size and values.
+    rig = Rig(color_size=(W // 2, H // 2))
+    depth = _depth(2)
+    with _open(rig, width=W // 2, height=H // 2, align_to_color=False) as cam:
+        rig.push(1, 5.0, _color(1, (W // 2, H // 2)), depth)
+        np.testing.assert_array_equal(cam.read(timeout_s=2.0).depth, depth)
+
+
+@needs_pyrealsense2
+def test_colour_only_and_timeout():
+    rig = Rig()
+    with _open(rig, depth=False) as cam:
+        with pytest.raises(TimeoutError, match=r"RealSense SYN0001: no new colour frame within 0.2 s"):
+            cam.read(timeout_s=0.2)
+        color = _color(7)
+        rig.push(7, 70.0, color)
+        frame = cam.read(timeout_s=2.0)
+    np.testing.assert_array_equal(frame.color, color)
+    assert frame.depth is None and frame.depth_scale == 0.0
+    with pytest.raises(CameraError, match="closed"):
+        cam.read()
+
+
+@needs_pyrealsense2
+def test_global_time_stamps_land_on_the_robot_clock_in_images():
+    rig = Rig()
+    with _open(rig, name="wrist", depth_name="wrist_depth") as cam:
+        captured_ms = time.time() * 1e3 - 20.0  # 20 ms before now, on the host's wall clock
+        color, depth = _color(3), _depth(3)
+        rig.push(1, captured_ms, color, depth, domain=rs.timestamp_domain.global_time)
+        images, stamps = cam.images(timeout_s=2.0)
+    assert set(images) == {"wrist", "wrist_depth"} and set(stamps) == {"wrist", "wrist_depth"}
+    np.testing.assert_array_equal(images["wrist"], color)
+    np.testing.assert_array_equal(images["wrist_depth"], depth)
+    age_ms = (time.monotonic_ns() - stamps["wrist"]) / 1e6
+    assert 19.0 <= age_ms < 500.0, age_ms
+
+
+@needs_pyrealsense2
+def test_a_mode_the_device_lacks_is_named_with_the_modes_it_has():
+    rig = Rig()
+    with pytest.raises(CameraError, match=r"cannot stream colour 640x480@30 rgb8.*colour modes: \['64x48@30 rgb8'\]"):
+        RealSenseCamera.from_device(rig.device, width=640, height=480, fps=30)
+
+
+@needs_pyrealsense2
+def test_with_cameras_adds_the_images_to_a_robot_adapter():
+    from robot_parl.robots.sim.kinematic_arm import KinematicArm
+    from robot_parl.robots.spec import load_spec
+
+    arm = KinematicArm(load_spec("widowx"))
+    rig = Rig()
+    with _open(rig, name="realsense") as cam:
+        adapter = WithCameras(arm, [cam], timeout_s=2.0)
+        rig.push(1, 1.0, _color(1), _depth(1))
+        frame = adapter.read()
+    assert adapter.spec is arm.spec  # the rest is the adapter's own
+    assert set(frame.images) == {c.name for c in arm.spec.cameras} | {"realsense"}
+    np.testing.assert_array_equal(frame.images["realsense"], _color(1))
+    assert frame.image_stamps_ns["realsense"] <= time.monotonic_ns()
+
+
+# recordings -----------------------------------------------------------------------------------------
+
+
+def _record(path, serial: str, numbers: list[int]) -> None:
+    rig = Rig(serial)
+    recorder = rs.recorder(str(path), rig.device)
+    with RealSenseCamera.from_device(recorder, width=W, height=H, fps=FPS) as cam:
+        for n in numbers:
+            # Playback is paced by when frames reached the recorder: space them like a 30 fps camera.
+            time.sleep(1.0 / FPS)
+            rig.push(n, 100.0 + 33.0 * n, _color(n), _depth(n))
+            cam.read(timeout_s=2.0)
+    recorder.pause()
+    del recorder  # closes the file
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("realsense")
+    paths = {"AAA": folder / "AAA.db3", "BBB": folder / "BBB.db3"}
+    _record(paths["AAA"], "AAA", [1, 2, 4])
+    _record(paths["BBB"], "BBB", [1, 2, 3])
+    return paths
+
+
+@needs_pyrealsense2
+def test_a_recording_plays_once_with_its_frames_stamps_and_drops(recordings):
+    # Raw depth: the recording keeps the depth units to 3 significant figures (0.000977), enough for align's float
+    # arithmetic to move pixels on exact half-pixel boundaries.
+    with RealSenseCamera.from_bag(recordings["AAA"], align_to_color=False) as cam:
+        frames = [cam.read(timeout_s=2.0) for _ in range(3)]
+        with pytest.raises(EOFError, match="end of recording after 3 frames"):
+            cam.read(timeout_s=2.0)
+        assert cam.dropped == {"color": 1, "depth": 1}
+    assert [f.frame_number for f in frames] == [1, 2, 4]
+    assert [f.stamp_ns for f in frames] == [round((100.0 + 33.0 * n) * 1e6) for n in (1, 2, 4)]
+    for f, n in zip(frames, (1, 2, 4)):
+        np.testing.assert_array_equal(f.color, _color(n))
+        np.testing.assert_array_equal(f.depth, _depth(n))
+        assert f.depth_scale == pytest.approx(DEPTH_UNITS, rel=1e-3)
+
+
+@needs_pyrealsense2
+def test_bad_recordings_are_named(tmp_path):
+    with pytest.raises(CameraError, match=r"missing\.db3 does not exist"):
+        RealSenseCamera.from_bag(tmp_path / "missing.db3")
+    (tmp_path / "junk.bag").write_bytes(b"not a bag" * 10)
+    with pytest.raises(CameraError, match=r"junk\.bag: could not convert it from \.bag to \.db3"):
+        RealSenseCamera.from_bag(tmp_path / "junk.bag")
+    (tmp_path / "junk.db3").write_bytes(b"not sqlite" * 10)
+    with pytest.raises(CameraError, match=r"junk\.db3 cannot be played"):
+        RealSenseCamera.from_bag(tmp_path / "junk.db3")
+
+
+@needs_pyrealsense2
+def test_serial_selection_among_devices_in_a_context(recordings):
+    ctx = rs.context()
+    # Recordings loaded into a context are listed like connected devices (keep the handles alive).
+    devices = [ctx.load_device(str(recordings[s])) for s in ("AAA", "BBB")]
+    opts = {"width": W, "height": H, "fps": FPS, "context": ctx}
+    with pytest.raises(CameraError, match=r"2 RealSense devices connected \['AAA', 'BBB'\]: pass serial="):
+        RealSenseCamera(None, **opts)
+    with pytest.raises(CameraError, match=r"serial 'CCC' not found; connected: \['AAA', 'BBB'\]"):
+        RealSenseCamera("CCC", **opts)
+    with RealSenseCamera("BBB", **opts) as cam:
+        frame = cam.read(timeout_s=2.0)
+    assert cam.label == "RealSense BBB"
+    np.testing.assert_array_equal(frame.color, _color(frame.frame_number))
+    del devices
