@@ -5,7 +5,7 @@ A source is an iterable of captures or a callable returning one capture per call
 the pose is the gripper's pose in the robot base (4x4, or xyz + quaternion xyzw; metres) or None.
 
 Sources provided (callables with ``close()``): :class:`MujocoCamera` (the tabletop sim, or
-:mod:`robot_parl.calibration.sim_scene`), :class:`RealSenseCamera` (pyrealsense2, optional), and
+:mod:`robot_parl.calibration.sim_scene`), :class:`RealSenseSource` (pyrealsense2, optional), and
 :class:`RobotSideCamera`, a robot side over the transport (its observations carry frames and the
 end-effector pose). :func:`with_poses` attaches poses from any
 callable (e.g. the robot's forward kinematics) to a pose-less camera source.
@@ -188,28 +188,19 @@ class MujocoCamera:
         self._renderer.close()
 
 
-class RealSenseCamera:
-    """Colour frames of an Intel RealSense camera (pyrealsense2, imported here); no poses."""
+class RealSenseSource:
+    """Colour frames of an Intel RealSense camera (robot_parl.cameras.realsense) as captures; no poses."""
 
     def __init__(self, width: int = 640, height: int = 480, fps: int = 30, serial: str | None = None):
-        try:
-            import pyrealsense2 as rs
-        except ImportError as err:
-            raise ImportError("the RealSense capture source needs pyrealsense2: pip install "
-                              "'robot-parl[realsense]' (or pip install pyrealsense2)") from err
-        self._pipeline = rs.pipeline()
-        config = rs.config()
-        if serial:
-            config.enable_device(serial)
-        config.enable_stream(rs.stream.color, width, height, rs.format.rgb8, fps)
-        self._pipeline.start(config)
+        from robot_parl.cameras.realsense import RealSenseCamera
+
+        self.camera = RealSenseCamera(serial, width, height, fps, depth=False)
 
     def __call__(self) -> Capture:
-        frame = self._pipeline.wait_for_frames().get_color_frame()
-        return Capture(np.asanyarray(frame.get_data()).copy())
+        return Capture(self.camera.read().color)
 
     def close(self) -> None:
-        self._pipeline.stop()
+        self.camera.close()
 
 
 class RobotSideCamera:

@@ -126,7 +126,7 @@ def _board(args: argparse.Namespace) -> int:
 
 
 def _capture(args: argparse.Namespace) -> int:
-    from robot_parl.calibration.capture import RealSenseCamera, RobotSideCamera, save_captures
+    from robot_parl.calibration.capture import RealSenseSource, RobotSideCamera, save_captures
 
     closers = []
     if args.source == "sim":
@@ -144,7 +144,7 @@ def _capture(args: argparse.Namespace) -> int:
                                                                              np.random.default_rng(args.seed)))
     else:
         if args.source == "realsense":
-            grab: Any = RealSenseCamera(args.width, args.height)
+            grab: Any = RealSenseSource(args.width, args.height)
         else:
             from robot_parl.transport.keys import KeySpace
             from robot_parl.transport.session import TransportConfig, open_session

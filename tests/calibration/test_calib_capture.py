@@ -1,6 +1,7 @@
 """Capture directories (PNG + JSON poses) from any source: iterables, callables, MuJoCo, RealSense."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from robot_parl.calibration.capture import (
     CAPTURES_FILE,
     Capture,
     MujocoCamera,
-    RealSenseCamera,
+    RealSenseSource,
     RobotSideCamera,
     iter_images,
     read_captures,
@@ -101,14 +102,10 @@ def test_tabletop_sim_source_gives_the_wrist_view_and_gripper_pose():
     np.testing.assert_allclose(cap.ee_pose[:3, :3], np.diag([1.0, -1.0, -1.0]), atol=1e-6)
 
 
-def test_realsense_source_says_what_to_install():
-    try:
-        import pyrealsense2  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="pip install 'robot-parl\\[realsense\\]'"):
-            RealSenseCamera()
-    else:
-        pytest.skip("pyrealsense2 is installed; this checks the message when it is not")
+def test_realsense_source_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyrealsense2", None)  # as on a machine without it
+    with pytest.raises(ImportError, match="pip install pyrealsense2"):
+        RealSenseSource()
 
 
 def test_robot_side_source_takes_frames_and_poses_from_observations(zenoh_pair):
