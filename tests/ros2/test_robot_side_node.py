@@ -192,3 +192,44 @@ def test_gripper_trajectory_stamped_teleop_and_camera_info(ros_env, tmp_path):
         side.send_signal(signal.SIGINT)
         side.wait(timeout=20)
     assert side.returncode == 0, (tmp_path / "side.log").read_text()[-3000:]
+
+
+def test_commands_arrive_clipped_and_the_watchdog_sends_zero_twist(ros_env, tmp_path):
+    from geometry_msgs.msg import TwistStamped
+
+    endpoint = free_loopback_endpoint()
+    log = open(tmp_path / "side.log", "w")
+    side = subprocess.Popen([sys.executable, "-m", "robot_parl_ros.robot_side_node", "--ros-args",
+                             "-p", "spec:=widowx", "-p", f'spec_overrides:=["{CAMERA}", "control_rate_hz=20"]',
+                             "-p", "twist_topic:=arm/cmd_vel", "-p", f"listen:=['{endpoint}']", "-p", "session:=clip"],
+                            env=ros_env, stdout=log, stderr=subprocess.STDOUT)
+    rclpy.init()
+    node = rclpy.create_node("robot_parl_test_commands")
+    twists = []
+    node.create_subscription(TwistStamped, "arm/cmd_vel", twists.append, 100)
+    session = open_session(TransportConfig(connect=[endpoint]))
+    spec = load_spec("widowx", [CAMERA, "control_rate_hz=20"])
+    env = RemoteRobotEnv(session, KeySpace("clip", "robot0"), spec, timeout_s=30)
+    try:
+        _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
+        env.reset()
+        # far out of bounds on x: arrives as the bound (2 cm per 50 ms period = 0.4 m/s), in the arm's frame
+        _wait(lambda: (env.step(np.array([5.0, 0, 0, 0, 0, 0, 1], np.float32)), rclpy.spin_once(node, timeout_sec=0),
+                       any(t.twist.linear.x > 0 for t in twists))[2], 20, "a clipped twist")
+        moving = [t for t in twists if t.twist.linear.x > 0]
+        assert max(t.twist.linear.x for t in moving) == pytest.approx(0.02 / 0.05)
+        assert moving[-1].header.frame_id == "base_link"
+        # the actor stops answering: every later tick misses its deadline and the node sends zero twists
+        twists.clear()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        assert len(twists) >= 5 and all(t.twist.linear.x == 0 and t.twist.angular.z == 0 for t in twists[-5:])
+    finally:
+        env.close()
+        session.close()
+        node.destroy_node()
+        rclpy.shutdown()
+        side.send_signal(signal.SIGINT)
+        side.wait(timeout=20)
+    assert side.returncode == 0, (tmp_path / "side.log").read_text()[-3000:]
