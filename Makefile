@@ -24,7 +24,8 @@ $(ROS_STAMP): pyproject.toml
 	$(ROS_PY) -m pip install -q --upgrade pip
 	$(ROS_PY) -m pip install -q "ros-jazzy-rclpy[fastrtps]" ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs \
 		ros-jazzy-std-msgs ros-jazzy-std-srvs ros-jazzy-diagnostic-msgs ros-jazzy-trajectory-msgs \
-		catkin_pkg pillow pytest
+		catkin_pkg colcon-core colcon-python-setup-py colcon-ros colcon-package-information \
+		colcon-library-path pillow pytest
 	$(ROS_PY) -m pip install -q -e ".[sim,calib]"
 	touch $(ROS_STAMP)
 

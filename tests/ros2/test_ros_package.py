@@ -28,3 +28,22 @@ def test_package_metadata_entry_points_launch_and_parameters():
     params = yaml.safe_load((PACKAGE_SRC / "config" / "robot_side.yaml").read_text())
     given = params["robot_parl_robot_side"]["ros__parameters"]
     assert set(given) <= set(RobotSideParams.__dataclass_fields__)
+
+
+def test_colcon_builds_the_workspace(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(PACKAGE_SRC.parent, tmp_path / "src")
+    run = subprocess.run([sys.executable, "-m", "colcon", "build", "--base-paths", "src"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    installed = tmp_path / "install" / "robot_parl_ros"
+    for script in ("robot_side", "sim_robot"):
+        # the console scripts run with the Python that built them (the one with robot_parl and zenoh)
+        assert (installed / "lib" / "robot_parl_ros" / script).read_text().startswith(f"#!{sys.executable}")
+    share = installed / "share" / "robot_parl_ros"
+    assert {p.name for p in (share / "launch").iterdir()} == {"robot_side.launch.py", "sim_session.launch.py"}
+    assert (share / "config" / "robot_side.yaml").is_file() and (share / "package.xml").is_file()
+    assert (installed / "share" / "ament_index" / "resource_index" / "packages" / "robot_parl_ros").is_file()
