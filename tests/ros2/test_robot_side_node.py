@@ -233,3 +233,63 @@ def test_commands_arrive_clipped_and_the_watchdog_sends_zero_twist(ros_env, tmp_
         side.send_signal(signal.SIGINT)
         side.wait(timeout=20)
     assert side.returncode == 0, (tmp_path / "side.log").read_text()[-3000:]
+
+
+def test_bad_frames_and_commands_are_dropped_and_counted_and_the_node_lives_on(ros_env, tmp_path):
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage, Image
+
+    endpoint = free_loopback_endpoint()
+    cameras = "cameras=[{name: front, width: 8, height: 6}, {name: wrist, width: 8, height: 6}]"
+    log = open(tmp_path / "side.log", "w")
+    side = subprocess.Popen([sys.executable, "-m", "robot_parl_ros.robot_side_node", "--ros-args",
+                             "-p", "spec:=widowx", "-p", f'spec_overrides:=["{cameras}", "control_rate_hz=20"]',
+                             "-p", "cameras:=['front=cam/image_raw', 'wrist=wrist/image_raw/compressed']",
+                             "-p", f"listen:=['{endpoint}']", "-p", "session:=bad"],
+                            env=ros_env, stdout=log, stderr=subprocess.STDOUT)
+    rclpy.init()
+    node = rclpy.create_node("robot_parl_test_bad_input")
+    diagnostics = []
+    node.create_subscription(DiagnosticArray, "diagnostics", diagnostics.append, 10)
+    raw = node.create_publisher(Image, "cam/image_raw", qos_profile_sensor_data)
+    compressed = node.create_publisher(CompressedImage, "wrist/image_raw/compressed", qos_profile_sensor_data)
+    session = open_session(TransportConfig(connect=[endpoint]))
+    env = RemoteRobotEnv(session, KeySpace("bad", "robot0"), load_spec("widowx", [cameras, "control_rate_hz=20"]),
+                         timeout_s=30)
+
+    def image(encoding="rgb8", step=24, data=b"\x07" * 144, age_s=0.0):
+        msg = Image(encoding=encoding, height=6, width=8, step=step, data=data)
+        msg.header.stamp = rclpy.time.Time(nanoseconds=node.get_clock().now().nanoseconds - int(age_s * 1e9)).to_msg()
+        return msg
+
+    def counters():
+        rclpy.spin_once(node, timeout_sec=0.05)
+        if not diagnostics:
+            return {}
+        return {kv.key: int(kv.value) for kv in diagnostics[-1].status[0].values}
+
+    try:
+        _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
+        env.reset()
+        # until discovery has matched our publishers, keep sending each kind of bad input
+        _wait(lambda: (raw.publish(image(encoding="yuv422")), raw.publish(image(step=10)),
+                       raw.publish(image(data=b"")), raw.publish(image(age_s=5.0)),
+                       compressed.publish(CompressedImage(format="jpeg", data=b"not a jpeg")),
+                       env.step(np.array([np.nan, 0, 0, 0, 0, 0, 1], np.float32)),
+                       (c := counters()).get("bad_frames", 0) >= 4 and c.get("stale_frames", 0) >= 1
+                       and c.get("nonfinite_rejected", 0) >= 1)[-1], 30, "bad input counted in diagnostics")
+        # a good frame still gets through afterwards
+        _wait(lambda: (raw.publish(image()), env.step(np.zeros(7, np.float32))[0]["images"]["front"].max() == 7)[1],
+              20, "a good frame after the bad ones")
+        assert side.poll() is None
+    finally:
+        env.close()
+        session.close()
+        node.destroy_node()
+        rclpy.shutdown()
+        side.send_signal(signal.SIGINT)
+        side.wait(timeout=20)
+    text = (tmp_path / "side.log").read_text()
+    assert side.returncode == 0 and "Traceback" not in text, text[-3000:]
+    # rate-limited warnings that name the camera and what was wrong (one per kind within 5 s)
+    assert "stale frame" in text and any(w in text for w in ("not supported", "too small", "empty", "cannot identify"))

@@ -17,6 +17,7 @@ class RobotSideParams:
     instruction: str = ""
     cameras: list[str] = field(default_factory=list)  # "name=topic"; a topic ending in /compressed: CompressedImage
     max_skew_s: float = 0.05  # frames older than the newest by more than this are counted late
+    max_frame_age_s: float = 1.0  # frames whose header stamp is older than this (ROS clock) are dropped as stale
     joint_state_topic: str = ""  # sensor_msgs/JointState: proprio entries found by joint name
     ee_pose_topic: str = ""  # geometry_msgs/PoseStamped: x, y, z, roll, pitch, yaw for proprio; workspace check
     twist_topic: str = "cmd_vel"  # velocity mode

@@ -95,12 +95,22 @@ class RosAdapter:
     # sensors --------------------------------------------------------------------------------------
 
     def _on_image(self, name: str, msg, compressed: bool) -> None:
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        age_s = (self.node.get_clock().now().nanoseconds - stamp_ns) * 1e-9
+        if stamp_ns and age_s > self.params.max_frame_age_s:
+            self.counters["stale_frames"] += 1
+            self.node.get_logger().warning(f"camera {name}: stale frame stamped {age_s:.2f} s ago dropped "
+                                           f"(max_frame_age_s {self.params.max_frame_age_s})",
+                                           throttle_duration_sec=5.0)
+            return
         try:
             if compressed:
                 image = compressed_to_rgb(msg.format, msg.data)
             else:
                 image = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
-        except ValueError as err:
+            if image.size == 0:
+                raise ValueError(f"empty {image.shape} frame")
+        except (ValueError, OSError) as err:  # OSError: Pillow cannot decode the bytes
             self.counters["bad_frames"] += 1
             self.node.get_logger().warning(f"camera {name}: {err}", throttle_duration_sec=5.0)
             return
