@@ -9,7 +9,6 @@ messages that arrived (log time) later than the tolerance after their header sta
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_parl.data.episode_store import EpisodeStore, EpisodeWriter, KeySpec, Source, StoreError
+from robot_parl.data.ros_images import compressed_to_rgb, image_to_rgb
 
 
 @dataclass
@@ -32,23 +32,11 @@ class BagImportReport:
 
 
 def _image(msg) -> np.ndarray:
-    enc = msg.encoding.lower()
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if enc in ("rgb8", "bgr8"):
-        image = data.reshape(msg.height, msg.step)[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
-        return image[..., ::-1].copy() if enc == "bgr8" else image.copy()
-    if enc == "mono8":
-        return np.repeat(data.reshape(msg.height, msg.step)[:, : msg.width, None], 3, axis=2)
-    if enc == "16uc1":
-        dtype = ">u2" if msg.is_bigendian else "<u2"
-        return data.view(dtype).reshape(msg.height, msg.step // 2)[:, : msg.width].astype(np.uint16)
-    raise ValueError(f"image encoding {msg.encoding!r} is not supported (rgb8, bgr8, mono8, 16UC1)")
+    return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
 
 
 def _compressed(msg) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(bytes(msg.data))).convert("RGB"))
+    return compressed_to_rgb(msg.format, msg.data)
 
 
 def _vector(*values) -> np.ndarray:

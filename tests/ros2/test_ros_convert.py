@@ -5,7 +5,9 @@ import io
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-from robot_parl_ros.convert import compose_pose, compressed_to_rgb, image_to_rgb, quat_to_rpy, rpy_to_quat
+from robot_parl_ros.convert import compose_pose, quat_to_rpy, rpy_to_quat
+
+from robot_parl.data.ros_images import compressed_to_rgb, image_to_rgb
 
 
 def test_image_encodings_with_row_padding():

@@ -22,10 +22,11 @@ from std_msgs.msg import Bool, Float64
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from robot_parl.data.ros_images import compressed_to_rgb, image_to_rgb
 from robot_parl.robots.side import SensorFrame
 from robot_parl.robots.spec import RobotSpec
 from robot_parl.transport.messages import Teleop
-from robot_parl_ros.convert import compose_pose, compressed_to_rgb, image_to_rgb, quat_to_rpy
+from robot_parl_ros.convert import compose_pose, quat_to_rpy
 from robot_parl_ros.params import RobotSideParams
 
 POSE_NAMES = ("x", "y", "z", "roll", "pitch", "yaw")
