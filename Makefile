@@ -25,7 +25,7 @@ $(ROS_STAMP): pyproject.toml
 	$(ROS_PY) -m pip install -q "ros-jazzy-rclpy[fastrtps]" ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs \
 		ros-jazzy-std-msgs ros-jazzy-std-srvs ros-jazzy-diagnostic-msgs ros-jazzy-trajectory-msgs \
 		catkin_pkg colcon-core colcon-python-setup-py colcon-ros colcon-package-information \
-		colcon-library-path pillow pytest
+		colcon-library-path "rosbags>=0.10" pillow pytest
 	$(ROS_PY) -m pip install -q -e ".[sim,calib]"
 	touch $(ROS_STAMP)
 
