@@ -33,4 +33,4 @@ def test_rclpy_and_rosbags_cdr_agree_on_images():
         np.testing.assert_array_equal(_decode(theirs), expected)
         back = deserialize_message(bytes(TYPESTORE.serialize_cdr(theirs, "sensor_msgs/msg/Image")), Image)
         np.testing.assert_array_equal(_decode(back), expected)
-        assert bytes(TYPESTORE.serialize_cdr(theirs, "sensor_msgs/msg/Image")) == cdr  # byte-identical CDR
+        # (not compared byte for byte: the alignment padding rclpy writes after the header is unspecified)
