@@ -4,12 +4,14 @@ forwards them over zenoh to a RemoteRobotEnv (an actor stand-in) and turns its a
 TwistStamped commands the sim executes; teleop topics are forwarded; an e-stop topic latches; the node
 publishes diagnostics."""
 
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -46,88 +48,121 @@ def _wait(condition, timeout=30.0, what=""):
         time.sleep(0.02)
 
 
-def test_sim_robot_through_the_robot_side_node(ros_env, tmp_path):
-    endpoint = free_loopback_endpoint()
-    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("sim", "side")}
-    sim = subprocess.Popen([sys.executable, "-m", "robot_parl_ros.sim_robot_node", "--ros-args",
-                            "-p", "task:=pick", "-p", "cameras:=['front']", "-p", "width:=48", "-p", "height:=48",
-                            "-p", "rate_hz:=20.0"], env=ros_env, stdout=logs["sim"], stderr=subprocess.STDOUT)
-    side = subprocess.Popen([sys.executable, "-m", "robot_parl_ros.robot_side_node", "--ros-args",
-                             "-p", "spec:=sim_tabletop", "-p", f'spec_overrides:=["{CAMERA}", "control_rate_hz=20"]',
-                             "-p", "cameras:=['front=front/image_raw']", "-p", "joint_state_topic:=joint_states",
-                             "-p", "ee_pose_topic:=ee_pose", "-p", "twist_topic:=cmd_vel", "-p", "reset_service:=reset",
-                             "-p", f"listen:=['{endpoint}']", "-p", "session:=ros", "-p", "estop_topic:=estop",
-                             "-p", "teleop_twist_topic:=teleop/twist"],
-                            env=ros_env, stdout=logs["side"], stderr=subprocess.STDOUT)
+@pytest.fixture
+def ros_node(ros_env):
+    """The test's own rclpy node (publishes inputs, subscribes to what the robot side sends)."""
     rclpy.init()
     node = rclpy.create_node("robot_parl_test")
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+@dataclass
+class Side:
+    """A running robot-side node and the actor stand-in connected to it over zenoh."""
+    process: subprocess.Popen
+    keys: KeySpace
+    env: RemoteRobotEnv
+    teleop: RobotForwarded
+
+
+@pytest.fixture
+def robot_side(ros_env, tmp_path):
+    """start(session, spec, overrides, *params) runs `robot_side_node` with those ROS parameters (plus the
+    zenoh listen endpoint), connects a RemoteRobotEnv and a teleop reader to it and waits for the node's
+    first observation. At teardown every node
+    started (also by spawn) gets SIGINT and must exit with 0 and no traceback."""
+    processes, closers = [], []
+
+    def spawn(module, *params):
+        log = open(tmp_path / f"{module}.log", "w")
+        args = [a for p in params for a in ("-p", p)]
+        proc = subprocess.Popen([sys.executable, "-m", f"robot_parl_ros.{module}", "--ros-args", *args],
+                                env=ros_env, stdout=log, stderr=subprocess.STDOUT)
+        processes.append((proc, tmp_path / f"{module}.log"))
+        return proc
+
+    def start(session_name, spec, overrides, *params):
+        endpoint = free_loopback_endpoint()
+        proc = spawn("robot_side_node", f"spec:={spec}", f"spec_overrides:={json.dumps(overrides)}",
+                     f"listen:=['{endpoint}']", f"session:={session_name}", *params)
+        session = open_session(TransportConfig(connect=[endpoint]))
+        keys = KeySpace(session_name, "robot0")
+        env = RemoteRobotEnv(session, keys, load_spec(spec, overrides), timeout_s=30)
+        teleop = RobotForwarded(session, keys)
+        closers.extend([session.close, env.close, teleop.close])
+        _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
+        return Side(proc, keys, env, teleop)
+
+    start.spawn = spawn
+    yield start
+    for close in reversed(closers):
+        close()
+    for proc, _ in processes:
+        proc.send_signal(signal.SIGINT)
+    for proc, log in processes:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        text = log.read_text()
+        assert proc.returncode == 0 and "Traceback" not in text, text[-3000:]
+
+
+def test_sim_robot_through_the_robot_side_node(robot_side, ros_node, tmp_path):
+    robot_side.spawn("sim_robot_node", "task:=pick", "cameras:=['front']", "width:=48", "height:=48", "rate_hz:=20.0")
+    side = robot_side("ros", "sim_tabletop", [CAMERA, "control_rate_hz=20"],
+                      "cameras:=['front=front/image_raw']", "joint_state_topic:=joint_states",
+                      "ee_pose_topic:=ee_pose", "twist_topic:=cmd_vel", "reset_service:=reset",
+                      "estop_topic:=estop", "teleop_twist_topic:=teleop/twist")
+    env, node = side.env, ros_node
     diagnostics = []
     node.create_subscription(DiagnosticArray, "diagnostics", diagnostics.append, 10)
     teleop_pub = node.create_publisher(Twist, "teleop/twist", 10)
     estop_pub = node.create_publisher(Bool, "estop", 10)
-    session = open_session(TransportConfig(connect=[endpoint]))
-    spec = load_spec("sim_tabletop", [CAMERA, "control_rate_hz=20"])
-    env = RemoteRobotEnv(session, KeySpace("ros", "robot0"), spec, timeout_s=30)
-    teleop = RobotForwarded(session, KeySpace("ros", "robot0"))
-    try:
-        # images come from MuJoCo through ROS; wait until the node is up, then until it has frames and joints
-        _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
+    # images come from MuJoCo through ROS: wait until the node has frames and joints
 
-        def ready():
-            obs, _ = env.reset()
-            return obs["images"]["front"].std() > 5 and obs["proprio"][2] > 0.05
-        _wait(ready, 60, "camera frames and joint states through the node")
+    def ready():
         obs, _ = env.reset()
-        assert obs["images"]["front"].shape == (48, 48, 3)
-        for _ in range(4):  # the sim's topics catch up with its reset (the node reads the newest messages)
-            obs, *_ = env.step(np.array([0, 0, 0, 0, 0, 0, 1], np.float32))
-        start = obs["proprio"].copy()
-        for _ in range(6):
-            obs, *_ = env.step(np.array([0.02, 0, 0, 0, 0, 0, 1], np.float32))
-        time.sleep(0.2)
-        obs, *_ = env.step(np.zeros(7, np.float32))
-        moved = obs["proprio"][:3] - start[:3]
-        # 6 commands of 2 cm along x through TwistStamped (two clocks at 20 Hz: a command may be overwritten)
-        assert 0.04 < moved[0] < 0.14 and abs(moved[1]) < 0.02 and abs(moved[2]) < 0.03, moved
+        return obs["images"]["front"].std() > 5 and obs["proprio"][2] > 0.05
+    _wait(ready, 60, "camera frames and joint states through the node")
+    obs, _ = env.reset()
+    assert obs["images"]["front"].shape == (48, 48, 3)
+    for _ in range(4):  # the sim's topics catch up with its reset (the node reads the newest messages)
+        obs, *_ = env.step(np.array([0, 0, 0, 0, 0, 0, 1], np.float32))
+    start = obs["proprio"].copy()
+    for _ in range(6):
+        obs, *_ = env.step(np.array([0.02, 0, 0, 0, 0, 0, 1], np.float32))
+    time.sleep(0.2)
+    obs, *_ = env.step(np.zeros(7, np.float32))
+    moved = obs["proprio"][:3] - start[:3]
+    # 6 commands of 2 cm along x through TwistStamped (two clocks at 20 Hz: a command may be overwritten)
+    assert 0.04 < moved[0] < 0.14 and abs(moved[1]) < 0.02 and abs(moved[2]) < 0.03, moved
 
-        # teleop topics are forwarded as Teleop messages (delta = twist x period)
-        msg = Twist()
-        msg.linear.y = 0.2
-        _wait(lambda: (teleop_pub.publish(msg), teleop.inbox.pending() > 0)[1], 20, "a forwarded teleop message")
-        values = teleop.poll().values
-        np.testing.assert_allclose(values[:3], [0, 0.01, 0], atol=1e-6)
+    # teleop topics are forwarded as Teleop messages (delta = twist x period)
+    msg = Twist()
+    msg.linear.y = 0.2
+    _wait(lambda: (teleop_pub.publish(msg), side.teleop.inbox.pending() > 0)[1], 20, "a forwarded teleop message")
+    values = side.teleop.poll().values
+    np.testing.assert_allclose(values[:3], [0, 0.01, 0], atol=1e-6)
 
-        # an e-stop topic latches the e-stop: the robot holds, the status says so
-        estop_pub.publish(Bool(data=True))
-        _wait(lambda: (rclpy.spin_once(node, timeout_sec=0.05), env.robot_status is not None
-                       and env.robot_status.estop)[1], 20, "the e-stop in the robot's status")
-        def latched():
-            rclpy.spin_once(node, timeout_sec=0.1)
-            return [s for d in diagnostics for s in d.status if s.message == "e-stop latched"]
-        _wait(latched, 20, "diagnostics reporting the e-stop")
-        status = latched()[-1]
-        counters = {kv.key: int(kv.value) for kv in status.values}
-        assert counters["applied"] >= 6 and counters["estops"] == 1 and status.level == status.ERROR
-    finally:
-        teleop.close()
-        env.close()
-        session.close()
-        node.destroy_node()
-        rclpy.shutdown()
-        for proc in (side, sim):
-            proc.send_signal(signal.SIGINT)
-        for proc in (side, sim):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    side_log = (tmp_path / "side.log").read_text()
-    assert side.returncode == 0, side_log[-3000:]
-    assert "robot side sim_tabletop" in side_log
+    # an e-stop topic latches the e-stop: the robot holds, the status says so
+    estop_pub.publish(Bool(data=True))
+    _wait(lambda: (rclpy.spin_once(node, timeout_sec=0.05), env.robot_status is not None
+                   and env.robot_status.estop)[1], 20, "the e-stop in the robot's status")
+    def latched():
+        rclpy.spin_once(node, timeout_sec=0.1)
+        return [s for d in diagnostics for s in d.status if s.message == "e-stop latched"]
+    _wait(latched, 20, "diagnostics reporting the e-stop")
+    status = latched()[-1]
+    counters = {kv.key: int(kv.value) for kv in status.values}
+    assert counters["applied"] >= 6 and counters["estops"] == 1 and status.level == status.ERROR
+    assert "robot side sim_tabletop" in (tmp_path / "robot_side_node.log").read_text()
 
 
-def test_gripper_trajectory_stamped_teleop_and_camera_info(ros_env, tmp_path):
+def test_gripper_trajectory_stamped_teleop_and_camera_info(robot_side, ros_node, tmp_path):
     from geometry_msgs.msg import TwistStamped
     from rclpy.qos import DurabilityPolicy, QoSProfile
     from sensor_msgs.msg import CameraInfo
@@ -140,16 +175,10 @@ def test_gripper_trajectory_stamped_teleop_and_camera_info(ros_env, tmp_path):
                                                      board="b", image_size=[64, 48], camera_matrix=k,
                                                      distortion=[-0.1, 0.01, 0.0, 0.0, 0.0]), tmp_path / "front.yaml")
     camera = f"cameras=[{{name: front, width: 48, height: 48, calibration: {calibration}}}]"
-    endpoint = free_loopback_endpoint()
-    log = open(tmp_path / "side.log", "w")
-    side = subprocess.Popen([sys.executable, "-m", "robot_parl_ros.robot_side_node", "--ros-args",
-                             "-p", "spec:=widowx", "-p", f'spec_overrides:=["{camera}", "control_rate_hz=20"]',
-                             "-p", "gripper_topic:=gripper/trajectory", "-p", "gripper_joints:=['left', 'right']",
-                             "-p", f"listen:=['{endpoint}']", "-p", "session:=grip",
-                             "-p", "teleop_twist_topic:=spacenav/twist", "-p", "teleop_twist_stamped:=true"],
-                            env=ros_env, stdout=log, stderr=subprocess.STDOUT)
-    rclpy.init()
-    node = rclpy.create_node("robot_parl_test_gripper")
+    side = robot_side("grip", "widowx", [camera, "control_rate_hz=20"],
+                      "gripper_topic:=gripper/trajectory", "gripper_joints:=['left', 'right']",
+                      "teleop_twist_topic:=spacenav/twist", "teleop_twist_stamped:=true")
+    env, node = side.env, ros_node
     trajectories = []
     node.create_subscription(JointTrajectory, "gripper/trajectory", trajectories.append, 10)
     teleop_pub = node.create_publisher(TwistStamped, "spacenav/twist", 10)
@@ -157,105 +186,62 @@ def test_gripper_trajectory_stamped_teleop_and_camera_info(ros_env, tmp_path):
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     for topic in ("robot_parl/front/camera_info", "robot_parl/front/rectified/camera_info"):
         node.create_subscription(CameraInfo, topic, lambda m, t=topic: infos.__setitem__(t, m), latched)
-    session = open_session(TransportConfig(connect=[endpoint]))
-    keys = KeySpace("grip", "robot0")
-    env = RemoteRobotEnv(session, keys, load_spec("widowx", [camera, "control_rate_hz=20"]), timeout_s=30)
-    teleop = RobotForwarded(session, keys)
-    try:
-        _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
-        env.reset()
-        # keep commanding until discovery has matched the test's subscriber (earlier commands are not queued);
-        # spinning must not block: an action answering an observation a tick old is dropped as stale
-        _wait(lambda: (env.step(np.array([0, 0, 0, 0, 0, 0, 0.25], np.float32)),
-                       rclpy.spin_once(node, timeout_sec=0), trajectories)[2], 20, "a gripper trajectory")
-        assert trajectories[-1].joint_names == ["left", "right"]
-        assert list(trajectories[-1].points[0].positions) == [0.25, 0.25]
-        msg = TwistStamped()
-        msg.twist.angular.z = 1.0
-        _wait(lambda: (teleop_pub.publish(msg), teleop.inbox.pending() > 0)[1], 20, "a forwarded stamped twist")
-        np.testing.assert_allclose(teleop.poll().values[3:6], [0, 0, 0.05], atol=1e-6)  # 1 rad/s x 50 ms
-        # CameraInfo of the calibrated camera: raw (its driver's images) and rectified (what robot-parl sends)
-        _wait(lambda: (rclpy.spin_once(node, timeout_sec=0.05), len(infos) == 2)[1], 20, "camera infos")
-        raw, rectified = infos["robot_parl/front/camera_info"], infos["robot_parl/front/rectified/camera_info"]
-        assert (raw.width, raw.height) == (64, 48) and (rectified.width, rectified.height) == (48, 48)
-        np.testing.assert_allclose(np.reshape(raw.k, (3, 3)), k)
-        np.testing.assert_allclose(raw.d, [-0.1, 0.01, 0, 0, 0])
-        np.testing.assert_allclose(rectified.d, 0)
-        obs, *_ = env.step(np.zeros(7, np.float32))
-        assert obs["images"]["front"].shape == (48, 48, 3)  # rectified and resized to the spec's size
-    finally:
-        teleop.close()
-        env.close()
-        session.close()
-        node.destroy_node()
-        rclpy.shutdown()
-        side.send_signal(signal.SIGINT)
-        side.wait(timeout=20)
-    assert side.returncode == 0, (tmp_path / "side.log").read_text()[-3000:]
+    env.reset()
+    # keep commanding until discovery has matched the test's subscriber (earlier commands are not queued);
+    # spinning must not block: an action answering an observation a tick old is dropped as stale
+    _wait(lambda: (env.step(np.array([0, 0, 0, 0, 0, 0, 0.25], np.float32)),
+                   rclpy.spin_once(node, timeout_sec=0), trajectories)[2], 20, "a gripper trajectory")
+    assert trajectories[-1].joint_names == ["left", "right"]
+    assert list(trajectories[-1].points[0].positions) == [0.25, 0.25]
+    msg = TwistStamped()
+    msg.twist.angular.z = 1.0
+    _wait(lambda: (teleop_pub.publish(msg), side.teleop.inbox.pending() > 0)[1], 20, "a forwarded stamped twist")
+    np.testing.assert_allclose(side.teleop.poll().values[3:6], [0, 0, 0.05], atol=1e-6)  # 1 rad/s x 50 ms
+    # CameraInfo of the calibrated camera: raw (its driver's images) and rectified (what robot-parl sends)
+    _wait(lambda: (rclpy.spin_once(node, timeout_sec=0.05), len(infos) == 2)[1], 20, "camera infos")
+    raw, rectified = infos["robot_parl/front/camera_info"], infos["robot_parl/front/rectified/camera_info"]
+    assert (raw.width, raw.height) == (64, 48) and (rectified.width, rectified.height) == (48, 48)
+    np.testing.assert_allclose(np.reshape(raw.k, (3, 3)), k)
+    np.testing.assert_allclose(raw.d, [-0.1, 0.01, 0, 0, 0])
+    np.testing.assert_allclose(rectified.d, 0)
+    obs, *_ = env.step(np.zeros(7, np.float32))
+    assert obs["images"]["front"].shape == (48, 48, 3)  # rectified and resized to the spec's size
 
 
-def test_commands_arrive_clipped_and_the_watchdog_sends_zero_twist(ros_env, tmp_path):
+def test_commands_arrive_clipped_and_the_watchdog_sends_zero_twist(robot_side, ros_node):
     from geometry_msgs.msg import TwistStamped
 
-    endpoint = free_loopback_endpoint()
-    log = open(tmp_path / "side.log", "w")
-    side = subprocess.Popen([sys.executable, "-m", "robot_parl_ros.robot_side_node", "--ros-args",
-                             "-p", "spec:=widowx", "-p", f'spec_overrides:=["{CAMERA}", "control_rate_hz=20"]',
-                             "-p", "twist_topic:=arm/cmd_vel", "-p", f"listen:=['{endpoint}']", "-p", "session:=clip"],
-                            env=ros_env, stdout=log, stderr=subprocess.STDOUT)
-    rclpy.init()
-    node = rclpy.create_node("robot_parl_test_commands")
+    env = robot_side("clip", "widowx", [CAMERA, "control_rate_hz=20"], "twist_topic:=arm/cmd_vel").env
+    node = ros_node
     twists = []
     node.create_subscription(TwistStamped, "arm/cmd_vel", twists.append, 100)
-    session = open_session(TransportConfig(connect=[endpoint]))
-    spec = load_spec("widowx", [CAMERA, "control_rate_hz=20"])
-    env = RemoteRobotEnv(session, KeySpace("clip", "robot0"), spec, timeout_s=30)
-    try:
-        _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
-        env.reset()
-        # far out of bounds on x: arrives as the bound (2 cm per 50 ms period = 0.4 m/s), in the arm's frame
-        _wait(lambda: (env.step(np.array([5.0, 0, 0, 0, 0, 0, 1], np.float32)), rclpy.spin_once(node, timeout_sec=0),
-                       any(t.twist.linear.x > 0 for t in twists))[2], 20, "a clipped twist")
-        moving = [t for t in twists if t.twist.linear.x > 0]
-        assert max(t.twist.linear.x for t in moving) == pytest.approx(0.02 / 0.05)
-        assert moving[-1].header.frame_id == "base_link"
-        # the actor stops answering: every later tick misses its deadline and the node sends zero twists
-        twists.clear()
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            rclpy.spin_once(node, timeout_sec=0.05)
-        assert len(twists) >= 5 and all(t.twist.linear.x == 0 and t.twist.angular.z == 0 for t in twists[-5:])
-    finally:
-        env.close()
-        session.close()
-        node.destroy_node()
-        rclpy.shutdown()
-        side.send_signal(signal.SIGINT)
-        side.wait(timeout=20)
-    assert side.returncode == 0, (tmp_path / "side.log").read_text()[-3000:]
+    env.reset()
+    # far out of bounds on x: arrives as the bound (2 cm per 50 ms period = 0.4 m/s), in the arm's frame
+    _wait(lambda: (env.step(np.array([5.0, 0, 0, 0, 0, 0, 1], np.float32)), rclpy.spin_once(node, timeout_sec=0),
+                   any(t.twist.linear.x > 0 for t in twists))[2], 20, "a clipped twist")
+    moving = [t for t in twists if t.twist.linear.x > 0]
+    assert max(t.twist.linear.x for t in moving) == pytest.approx(0.02 / 0.05)
+    assert moving[-1].header.frame_id == "base_link"
+    # the actor stops answering: every later tick misses its deadline and the node sends zero twists
+    twists.clear()
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    assert len(twists) >= 5 and all(t.twist.linear.x == 0 and t.twist.angular.z == 0 for t in twists[-5:])
 
 
-def test_bad_frames_and_commands_are_dropped_and_counted_and_the_node_lives_on(ros_env, tmp_path):
+def test_bad_frames_and_commands_are_dropped_and_counted_and_the_node_lives_on(robot_side, ros_node, tmp_path):
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CompressedImage, Image
 
-    endpoint = free_loopback_endpoint()
     cameras = "cameras=[{name: front, width: 8, height: 6}, {name: wrist, width: 8, height: 6}]"
-    log = open(tmp_path / "side.log", "w")
-    side = subprocess.Popen([sys.executable, "-m", "robot_parl_ros.robot_side_node", "--ros-args",
-                             "-p", "spec:=widowx", "-p", f'spec_overrides:=["{cameras}", "control_rate_hz=20"]',
-                             "-p", "cameras:=['front=cam/image_raw', 'wrist=wrist/image_raw/compressed']",
-                             "-p", f"listen:=['{endpoint}']", "-p", "session:=bad"],
-                            env=ros_env, stdout=log, stderr=subprocess.STDOUT)
-    rclpy.init()
-    node = rclpy.create_node("robot_parl_test_bad_input")
+    side = robot_side("bad", "widowx", [cameras, "control_rate_hz=20"],
+                      "cameras:=['front=cam/image_raw', 'wrist=wrist/image_raw/compressed']")
+    env, node = side.env, ros_node
     diagnostics = []
     node.create_subscription(DiagnosticArray, "diagnostics", diagnostics.append, 10)
     raw = node.create_publisher(Image, "cam/image_raw", qos_profile_sensor_data)
     compressed = node.create_publisher(CompressedImage, "wrist/image_raw/compressed", qos_profile_sensor_data)
-    session = open_session(TransportConfig(connect=[endpoint]))
-    env = RemoteRobotEnv(session, KeySpace("bad", "robot0"), load_spec("widowx", [cameras, "control_rate_hz=20"]),
-                         timeout_s=30)
 
     def image(encoding="rgb8", step=24, data=b"\x07" * 144, age_s=0.0):
         msg = Image(encoding=encoding, height=6, width=8, step=step, data=data)
@@ -268,28 +254,18 @@ def test_bad_frames_and_commands_are_dropped_and_counted_and_the_node_lives_on(r
             return {}
         return {kv.key: int(kv.value) for kv in diagnostics[-1].status[0].values}
 
-    try:
-        _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
-        env.reset()
-        # until discovery has matched our publishers, keep sending each kind of bad input
-        _wait(lambda: (raw.publish(image(encoding="yuv422")), raw.publish(image(step=10)),
-                       raw.publish(image(data=b"")), raw.publish(image(age_s=5.0)),
-                       compressed.publish(CompressedImage(format="jpeg", data=b"not a jpeg")),
-                       env.step(np.array([np.nan, 0, 0, 0, 0, 0, 1], np.float32)),
-                       (c := counters()).get("bad_frames", 0) >= 4 and c.get("stale_frames", 0) >= 1
-                       and c.get("nonfinite_rejected", 0) >= 1)[-1], 30, "bad input counted in diagnostics")
-        # a good frame still gets through afterwards
-        _wait(lambda: (raw.publish(image()), env.step(np.zeros(7, np.float32))[0]["images"]["front"].max() == 7)[1],
-              20, "a good frame after the bad ones")
-        assert side.poll() is None
-    finally:
-        env.close()
-        session.close()
-        node.destroy_node()
-        rclpy.shutdown()
-        side.send_signal(signal.SIGINT)
-        side.wait(timeout=20)
-    text = (tmp_path / "side.log").read_text()
-    assert side.returncode == 0 and "Traceback" not in text, text[-3000:]
+    env.reset()
+    # until discovery has matched our publishers, keep sending each kind of bad input
+    _wait(lambda: (raw.publish(image(encoding="yuv422")), raw.publish(image(step=10)),
+                   raw.publish(image(data=b"")), raw.publish(image(age_s=5.0)),
+                   compressed.publish(CompressedImage(format="jpeg", data=b"not a jpeg")),
+                   env.step(np.array([np.nan, 0, 0, 0, 0, 0, 1], np.float32)),
+                   (c := counters()).get("bad_frames", 0) >= 4 and c.get("stale_frames", 0) >= 1
+                   and c.get("nonfinite_rejected", 0) >= 1)[-1], 30, "bad input counted in diagnostics")
+    # a good frame still gets through afterwards
+    _wait(lambda: (raw.publish(image()), env.step(np.zeros(7, np.float32))[0]["images"]["front"].max() == 7)[1],
+          20, "a good frame after the bad ones")
+    assert side.process.poll() is None
+    text = (tmp_path / "robot_side_node.log").read_text()
     # rate-limited warnings that name the camera and what was wrong (one per kind within 5 s)
     assert "stale frame" in text and any(w in text for w in ("not supported", "too small", "empty", "cannot identify"))
