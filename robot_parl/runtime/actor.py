@@ -11,7 +11,8 @@ are recorded as interventions), pause (the robot holds until pause again), e-sto
 robot side; the actor stops) and quit. Steps go out one control period late, so that a label given
 after a step still settles that step's reward. Per-step latencies are measured:
 obs_wait (the robot's clock), sample, encode, optimize (scoring and refinement), send, journal (and
-journal_commit at an episode's end), swap.
+journal_commit at an episode's end), swap. A live web page (eval/live.py, ``actor.live_view``) shows
+the frames, the candidates with their Q-values, the chosen action, outcomes, versions and latencies.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from robot_parl.data.episode_store import KeySpec
+from robot_parl.eval.live import LiveView, parse_address
 from robot_parl.models.base import copy_state
 from robot_parl.models.encoders import robot_obs
 from robot_parl.rl.action_opt import optimize_actions
@@ -37,6 +39,9 @@ from robot_parl.teleop.device import TeleopDevice
 from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.messages import LearnerStatus, Status, Step
+
+# the learner's counters the live view shows (its rates are shown too)
+LEARNER_SHOWN = ("critic_updates", "distill_updates", "online_episodes", "online_env_steps", "steps_received")
 
 
 class LearnerWatch:
@@ -89,9 +94,26 @@ class Actor:
         self.quit = False
         self._waited = 0.0  # seconds the current pause between episodes has spent waiting for the learner
         self._spread: list[float] = []  # per step: std of the critic's Q over the N candidates
+        self._q: tuple[np.ndarray, float] = (np.zeros(0), 0.0)  # the last decision: candidates' Q, chosen Q
+        self.live = self._open_live_view(Path(out_dir))
         from torch.utils.tensorboard import SummaryWriter
 
         self.tensorboard = SummaryWriter(str(Path(out_dir) / "tensorboard"))
+
+    def _open_live_view(self, out_dir: Path) -> LiveView | None:
+        address = self.cfg.actor.live_view
+        if address is None:
+            return None
+        title = f"robot-parl {self.cfg.link.session}/{self.cfg.link.robot} ({self.name})"
+        try:
+            live = LiveView(address, title)
+        except OSError as err:
+            host, _ = parse_address(address)
+            self.log(f"{err}: using a free port instead")
+            live = LiveView(f"{host}:0", title)
+        self.log(f"live view: {live.url}")
+        (out_dir / "live_view.url").write_text(live.url + "\n")
+        return live
 
     # weights ------------------------------------------------------------------------------------
 
@@ -144,6 +166,7 @@ class Actor:
         t3 = time.perf_counter()
         self.latency_ms.update(sample=(t1 - t0) * 1e3, encode=(t2 - t1) * 1e3, optimize=(t3 - t2) * 1e3)
         self._spread.append(opt.candidate_q[0].std().item())
+        self._q = (opt.candidate_q[0].numpy(), opt.q[0].item())
         return opt.actions[0].numpy(), candidates[0].numpy()
 
     def _send(self, step: Step) -> None:
@@ -154,6 +177,23 @@ class Actor:
         self.latency_ms["send"] = (sent - started) * 1e3
         self.latency_ms["journal_commit" if step.final else "journal"] = (time.perf_counter() - sent) * 1e3
         self.counters["steps_sent"] += 1
+
+    def _show_decision(self, obs: dict, t: int, action: np.ndarray, candidates: np.ndarray) -> None:
+        if self.live is None:
+            return
+        self.live.decision(obs.get("images", {}), to_physical(self.spec, candidates), self._q[0],
+                           to_physical(self.spec, action), self._q[1], t, self.episode_id, self.spec.action.names)
+        self._show_session()
+
+    def _show_session(self) -> None:
+        if self.live is None:
+            return
+        learner = None
+        if self.learner.latest is not None:
+            heard = self.learner.latest
+            learner = {k: heard.counters[k] for k in LEARNER_SHOWN if k in heard.counters} | heard.rates
+            learner["heard_s_ago"] = round(time.monotonic() - self.learner.received, 1)
+        self.live.session(self.successes, self.versions, self.latency_ms, dict(self.counters), learner)
 
     def _step_message(self, index: int, stamp_ns: int, obs: dict, action: np.ndarray, candidates: np.ndarray,
                       reward: float, source: str = "rollout", final: bool = False, success: bool = False) -> Step:
@@ -209,6 +249,7 @@ class Actor:
                 break
             obs = resumed or obs
             action, candidates = self.decide(obs)
+            self._show_decision(obs, t, action, candidates)
             source = "rollout"
             if takeover is not None:
                 action, source = to_normalized(self.spec, takeover), "intervention"
@@ -290,6 +331,7 @@ class Actor:
         self._waited += time.monotonic() - started
 
     def publish_status(self) -> None:
+        self._show_session()
         recent = self.successes[-20:]
         counters = dict(self.counters) | {"weights_refused": self.weights.refused,
                                           "successes": sum(self.successes)}
@@ -321,6 +363,8 @@ class Actor:
                 "unacknowledged": len(self.journal.unacknowledged(0.0)), "latency_ms": dict(self.latency_ms)}
 
     def close(self) -> None:
+        if self.live is not None:
+            self.live.close()
         for part in (self.weights, self.learner, self.journal, self.tensorboard):
             part.close()
         if self.operator is not None:

@@ -14,11 +14,12 @@ import numpy as np
 
 from robot_parl import typed_config
 from robot_parl.data.episode_store import SOURCES
+from robot_parl.eval.live import parse_address
 from robot_parl.models.base import ObsSpec
 from robot_parl.models.factory import PolicyConfig
 from robot_parl.rl.config import ParlConfig
 from robot_parl.robots.spec import RobotSpec, load_spec
-from robot_parl.typed_config import require
+from robot_parl.typed_config import ConfigError, require
 
 
 @dataclass
@@ -44,9 +45,17 @@ class ActorConfig:
     on_learner_lost: Literal["act", "hold"] = "act"
     first_weights_timeout_s: float = 300.0
     resend_after_s: float = 5.0  # an episode the learner has not acknowledged by then is sent again
+    # The live web page (host:port; port 0: any free port; null: off). Unauthenticated: keep it on loopback
+    # unless the network is trusted. A taken port falls back to a free one (the URL is logged).
+    live_view: str | None = "127.0.0.1:8765"
 
     def validate(self) -> None:
         require(self.episodes >= 0, "episodes", "an integer >= 0", self.episodes)
+        if self.live_view is not None:
+            try:
+                parse_address(self.live_view)
+            except ValueError as err:
+                raise ConfigError("live_view", f"{err}, or null to turn it off") from None
         require(self.horizon >= 1, "horizon", "an integer >= 1", self.horizon)
         require(self.min_critic_utd >= 0, "min_critic_utd", "a number >= 0", self.min_critic_utd)
         require(self.learner_timeout_s > 0, "learner_timeout_s", "a positive number of seconds",

@@ -100,12 +100,15 @@ class Supervisor:
         watch = Watch(session, self.cfg)
         if not self.attach:
             self.start()
-        code = 0
+        code, live_view = 0, self.out / "actor" / "live_view.url"
         try:
             while not stop.wait(self.print_every_s):
                 print(watch.line(), flush=True)
                 if self.attach:
                     continue
+                if live_view is not None and live_view.exists():
+                    print(f"live view: {live_view.read_text().strip()}", flush=True)
+                    live_view = None
                 actor = self.procs["actor"]
                 if actor.poll() is not None:
                     code = actor.returncode
