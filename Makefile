@@ -19,14 +19,14 @@ $(STAMP): pyproject.toml
 
 # The ROS 2 side in its own virtualenv: real rclpy (community-built ROS 2 Jazzy wheels, Fast DDS) with the
 # messages the node uses, and robot_parl's light part plus MuJoCo for the simulated robot node (no torch).
-$(ROS_STAMP): pyproject.toml
+$(ROS_STAMP): pyproject.toml tests/ros2/msgs/build.sh
 	python3 -m venv $(ROS_VENV)
 	$(ROS_PY) -m pip install -q --upgrade pip
 	$(ROS_PY) -m pip install -q "ros-jazzy-rclpy[fastrtps]" ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs \
 		ros-jazzy-std-msgs ros-jazzy-std-srvs ros-jazzy-diagnostic-msgs ros-jazzy-trajectory-msgs \
 		catkin_pkg colcon-core colcon-python-setup-py colcon-ros colcon-package-information \
 		colcon-library-path "rosbags>=0.10" pillow pytest
-	$(ROS_PY) -m pip install -q -e ".[sim,calib]"
+	$(ROS_PY) -m pip install -q -e ".[sim,calib,realsense]" && bash tests/ros2/msgs/build.sh $(ROS_VENV)
 	touch $(ROS_STAMP)
 
 install: $(STAMP)
