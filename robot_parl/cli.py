@@ -10,10 +10,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from robot_parl.calibration.cli import add_parser as add_calibrate_parser
+
+REALSENSE_HELP = ("a RealSense (pyrealsense2, no ROS driver) as this spec camera, by serial; repeat for more. It "
+                  "streams 640x480 at 30 fps (a calibrated camera: its calibration's size), resized to the spec's size")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -92,6 +96,30 @@ def _sim_adapter(task: str, spec, seed: int, expert_overrides: list[str] | None)
     return SimAdapter(TabletopEnv(task), spec, seed=seed, expert=expert)
 
 
+def _robot_adapter(args: argparse.Namespace, spec, command: str, expert_overrides: list[str] | None,
+                   open_camera=None) -> tuple[Any, list]:
+    """The adapter of a robot side that ``command`` runs (the --sim task, else the kinematic arm) with the
+    RealSense cameras of ``--realsense CAMERA=SERIAL`` in its frames, and those cameras (to close).
+
+    ``open_camera`` is robot_parl.cameras.realsense_sources' (tests open software devices with it).
+    """
+    sources: list = []
+    if args.realsense:
+        from robot_parl.cameras import CameraError, WithCameras, realsense_sources
+
+        try:  # before the simulator starts: a wrong serial or camera name fails at once
+            sources = realsense_sources(args.realsense, spec, "--realsense", open_camera)
+        except (ValueError, CameraError, ImportError) as e:
+            raise SystemExit(f"robot-parl {command}: {e}") from None
+    if args.sim:
+        adapter = _sim_adapter(args.sim, spec, args.seed, expert_overrides)
+    else:
+        from robot_parl.robots.sim.kinematic_arm import KinematicArm
+
+        adapter = KinematicArm(spec, seed=args.seed)
+    return (WithCameras(adapter, sources) if sources else adapter), sources
+
+
 def _robot(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -102,15 +130,11 @@ def _robot(args: argparse.Namespace) -> int:
     from robot_parl.transport.session import TransportConfig, open_session
 
     spec = load_spec(args.spec or ("sim_tabletop" if args.sim else "widowx"), args.overrides)
+    if args.expert is not None and not args.sim:
+        raise SystemExit("robot-parl robot: --expert needs --sim (only simulated robots have scripted experts)")
+    adapter, cameras = _robot_adapter(args, spec, "robot", args.expert)
     if args.sim:
-        adapter = _sim_adapter(args.sim, spec, args.seed, args.expert)
         args.instruction = args.instruction or adapter.env.instruction
-    else:
-        if args.expert is not None:
-            raise SystemExit("robot-parl robot: --expert needs --sim (only simulated robots have scripted experts)")
-        from robot_parl.robots.sim.kinematic_arm import KinematicArm
-
-        adapter = KinematicArm(spec, seed=args.seed)
     session = open_session(TransportConfig(listen=args.listen, connect=args.connect))
     side = RobotSide(adapter, session, KeySpace(args.session, args.robot), synchronous=args.sync,
                      instruction=args.instruction)
@@ -124,6 +148,8 @@ def _robot(args: argparse.Namespace) -> int:
         side.run(stop, max_ticks=args.ticks)
     finally:
         side.close()
+        for camera in cameras:
+            camera.close()
         session.close()
     counters = dict(side.safety.counters) | dict(side.counters)
     print(json.dumps({"ticks": side.seq, "counters": counters}), flush=True)
@@ -145,6 +171,9 @@ def _collect(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec or ("sim_tabletop" if args.sim else "widowx"), args.overrides)
     keys = KeySpace(args.session, args.robot)
     low, high = spec.action.low, spec.action.high
+    if args.realsense and not args.sim:
+        raise SystemExit("robot-parl collect: --realsense needs --sim (it adds cameras to the robot side that collect "
+                         "starts; give it to `robot-parl robot` or the ROS node's realsense_cameras otherwise)")
     store = open_store_for(args.store, spec)
     with ExitStack() as stack:
         connect = args.connect
@@ -154,7 +183,9 @@ def _collect(args: argparse.Namespace) -> int:
             endpoint = free_loopback_endpoint()
             robot_session = open_session(TransportConfig(listen=[endpoint]))
             stack.callback(robot_session.close)
-            adapter = _sim_adapter(args.sim, spec, args.seed, args.expert if args.device == "expert" else None)
+            adapter, cameras = _robot_adapter(args, spec, "collect", args.expert if args.device == "expert" else None)
+            for camera in cameras:
+                stack.callback(camera.close)
             side = RobotSide(adapter, robot_session, keys, synchronous=True, instruction=adapter.env.instruction)
             stop = threading.Event()
             thread = threading.Thread(target=side.run, args=(stop,), daemon=True)
@@ -483,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     robot.add_argument("--instruction", default="", help="language instruction sent with observations")
     robot.add_argument("--expert", nargs="*", metavar="KEY=VALUE",
                        help="host the sim task's scripted expert as a teleop device (e.g. --expert noise=0.2)")
+    robot.add_argument("--realsense", action="append", default=[], metavar="CAMERA=SERIAL", help=REALSENSE_HELP)
     robot.add_argument("overrides", nargs="*", help="dotted robot spec overrides, e.g. control_rate_hz=10")
     robot.set_defaults(run=_robot)
 
@@ -527,6 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="run a MuJoCo tabletop robot side in this process (synchronous)")
     collect.add_argument("--expert", nargs="*", default=[], metavar="KEY=VALUE",
                          help="scripted expert quality with --sim --device expert, e.g. noise=0.2 hesitation=0.1")
+    collect.add_argument("--realsense", action="append", default=[], metavar="CAMERA=SERIAL",
+                         help=REALSENSE_HELP + " (with --sim)")
     collect.add_argument("--spec", help="robot spec name or YAML path (default: sim_tabletop with --sim, else widowx)")
     collect.add_argument("--session", default="default", help="session name in the key space")
     collect.add_argument("--robot", default="robot0", help="robot name in the key space")

@@ -1,9 +1,5 @@
-"""RealSenseCamera against the real pyrealsense2: a software device fed synthetic frames, and recordings of it.
-
-Geometry is chosen float-exact (focal length a power of two, depth units 2**-10 m) so that aligning depth
-to a colour stream with the same intrinsics and identity extrinsics must give back the input bit for bit;
-with other numbers librealsense's align leaves rounding holes at exact half-pixel boundaries.
-"""
+"""RealSenseCamera against the real pyrealsense2: a software device fed synthetic frames (realsense_rig.py),
+and recordings of it."""
 
 from __future__ import annotations
 
@@ -13,12 +9,10 @@ import time
 
 import numpy as np
 import pytest
+from realsense_rig import DEPTH_UNITS, FPS, H, Rig, W, color_frame, depth_frame, needs_pyrealsense2, rs
 
 from robot_parl.cameras import CameraError, RealSenseCamera, WithCameras
 from robot_parl.cameras.realsense import select_serial
-
-W, H, FPS = 64, 48, 30
-DEPTH_UNITS = 2.0**-10
 
 
 def test_importing_cameras_needs_neither_torch_nor_pyrealsense2():
@@ -47,77 +41,6 @@ def test_select_serial_errors_list_what_was_found():
         select_serial(["A1", "B2"], "C3")
 
 
-# the synthetic rig ---------------------------------------------------------------------------------
-
-try:
-    import pyrealsense2 as rs
-except ImportError:  # not installed, or its shared libraries are missing (libusb-1.0-0)
-    rs = None
-needs_pyrealsense2 = pytest.mark.skipif(rs is None, reason="pyrealsense2 is not importable (pip install pyrealsense2)")
-
-
-def _intrinsics(width: int, height: int, focal: float):
-    i = rs.intrinsics()
-    i.width, i.height, i.fx, i.fy, i.ppx, i.ppy = width, height, focal, focal, width / 2, height / 2
-    i.model, i.coeffs = rs.distortion.none, [0.0] * 5
-    return i
-
-
-def _stream(kind, uid: int, width: int, height: int, fmt, bpp: int, focal: float):
-    s = rs.video_stream()
-    s.type, s.index, s.uid, s.width, s.height, s.fps, s.bpp, s.fmt = kind, 0, uid, width, height, FPS, bpp, fmt
-    s.intrinsics = _intrinsics(width, height, focal)
-    return s
-
-
-class Rig:
-    """A software RealSense: a colour and a depth sensor whose frames the test pushes."""
-
-    def __init__(self, serial: str = "SYN0001", color_size=(W, H), depth_size=(W, H)):
-        self.device = rs.software_device()
-        self.device.register_info(rs.camera_info.serial_number, serial)
-        self.device.register_info(rs.camera_info.name, "Synthetic RealSense")
-        self.color_sensor = self.device.add_sensor("Color")
-        self.depth_sensor = self.device.add_sensor("Depth")
-        # Focal length in proportion to the image size: both streams see the same field of view.
-        cw, ch = color_size
-        dw, dh = depth_size
-        self.color = self.color_sensor.add_video_stream(
-            _stream(rs.stream.color, 0, cw, ch, rs.format.rgb8, 3, float(cw))).as_video_stream_profile()
-        self.depth = self.depth_sensor.add_video_stream(
-            _stream(rs.stream.depth, 1, dw, dh, rs.format.z16, 2, float(dw))).as_video_stream_profile()
-        self.depth_sensor.add_read_only_option(rs.option.depth_units, DEPTH_UNITS)
-        identity = rs.extrinsics()
-        identity.rotation, identity.translation = [1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0]
-        self.depth.register_extrinsics_to(self.color, identity)
-        self.device.create_matcher(rs.matchers.default)
-        self._alive = []  # the pixel buffers of pushed frames
-
-    def _push(self, sensor, profile, pixels: np.ndarray, bpp: int, stamp_ms: float, number: int, domain) -> None:
-        f = rs.software_video_frame()
-        f.pixels, f.stride, f.bpp = pixels, pixels.shape[1] * bpp, bpp
-        f.timestamp, f.domain, f.frame_number, f.profile = stamp_ms, domain, number, profile
-        if bpp == 2:
-            f.depth_units = DEPTH_UNITS
-        self._alive.append(pixels)
-        sensor.on_video_frame(f)
-
-    def push(self, number: int, stamp_ms: float, color: np.ndarray, depth: np.ndarray | None = None,
-             domain=None) -> None:
-        domain = rs.timestamp_domain.hardware_clock if domain is None else domain
-        self._push(self.color_sensor, self.color, color, 3, stamp_ms, number, domain)
-        if depth is not None:
-            self._push(self.depth_sensor, self.depth, depth, 2, stamp_ms, number, domain)
-
-
-def _color(seed: int, size=(W, H)) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-
-
-def _depth(seed: int, size=(W, H)) -> np.ndarray:
-    return np.random.default_rng(1000 + seed).integers(1, 65535, (size[1], size[0]), dtype=np.uint16)
-
-
 def _open(rig: Rig, **kw) -> RealSenseCamera:
     kw = {"width": W, "height": H, "fps": FPS, **kw}
     return RealSenseCamera.from_device(rig.device, **kw)
@@ -128,7 +51,7 @@ def test_pixels_stamps_and_frame_numbers_round_trip():
     rig = Rig()
     with _open(rig) as cam:
         for n in (1, 2, 3):
-            color, depth = _color(n), _depth(n)
+            color, depth = color_frame(n), depth_frame(n)
             rig.push(n, 1000.0 + 33.25 * n, color, depth)
             frame = cam.read(timeout_s=15.0)
             assert frame.color.dtype == np.uint8 and frame.color.shape == (H, W, 3)
@@ -152,7 +75,7 @@ def test_gaps_in_frame_numbers_count_as_drops():
     with _open(rig) as cam:
         numbers = []
         for n in (1, 2, 5, 6, 9):
-            rig.push(n, 10.0 * n, _color(n), _depth(n))
+            rig.push(n, 10.0 * n, color_frame(n), depth_frame(n))
             numbers.append(cam.read(timeout_s=15.0).frame_number)
         assert numbers == [1, 2, 5, 6, 9]
         assert cam.dropped == {"color": 4, "depth": 4}
@@ -163,16 +86,16 @@ def test_depth_aligned_to_a_smaller_colour_image_has_the_colour_size():
     rig = Rig(color_size=(W // 2, H // 2))
     plane = np.full((H, W), 1536, np.uint16)  # 1.5 m
     with _open(rig, width=W // 2, height=H // 2) as cam:
-        rig.push(1, 5.0, _color(1, (W // 2, H // 2)), plane)
+        rig.push(1, 5.0, color_frame(1, (W // 2, H // 2)), plane)
         frame = cam.read(timeout_s=15.0)
     assert frame.color.shape == (H // 2, W // 2, 3)
     assert frame.depth.dtype == np.uint16 and frame.depth.shape == (H // 2, W // 2)
     np.testing.assert_array_equal(frame.depth, 1536)
     # Without alignment the depth image keeps its own size and values.
     rig = Rig(color_size=(W // 2, H // 2))
-    depth = _depth(2)
+    depth = depth_frame(2)
     with _open(rig, width=W // 2, height=H // 2, align_to_color=False) as cam:
-        rig.push(1, 5.0, _color(1, (W // 2, H // 2)), depth)
+        rig.push(1, 5.0, color_frame(1, (W // 2, H // 2)), depth)
         np.testing.assert_array_equal(cam.read(timeout_s=15.0).depth, depth)
 
 
@@ -182,7 +105,7 @@ def test_colour_only_and_timeout():
     with _open(rig, depth=False) as cam:
         with pytest.raises(TimeoutError, match=r"RealSense SYN0001: no new colour frame within 0.2 s"):
             cam.read(timeout_s=0.2)
-        color = _color(7)
+        color = color_frame(7)
         rig.push(7, 70.0, color)
         frame = cam.read(timeout_s=15.0)
     np.testing.assert_array_equal(frame.color, color)
@@ -196,7 +119,7 @@ def test_global_time_stamps_land_on_the_robot_clock_in_images():
     rig = Rig()
     with _open(rig, name="wrist", depth_name="wrist_depth") as cam:
         captured_ms = time.time() * 1e3 - 20.0  # 20 ms before now, on the host's wall clock
-        color, depth = _color(3), _depth(3)
+        color, depth = color_frame(3), depth_frame(3)
         rig.push(1, captured_ms, color, depth, domain=rs.timestamp_domain.global_time)
         images, stamps = cam.images(timeout_s=15.0)
     assert set(images) == {"wrist", "wrist_depth"} and set(stamps) == {"wrist", "wrist_depth"}
@@ -222,11 +145,11 @@ def test_with_cameras_adds_the_images_to_a_robot_adapter():
     rig = Rig()
     with _open(rig, name="realsense") as cam:
         adapter = WithCameras(arm, [cam], timeout_s=15.0)
-        rig.push(1, 1.0, _color(1), _depth(1))
+        rig.push(1, 1.0, color_frame(1), depth_frame(1))
         frame = adapter.read()
     assert adapter.spec is arm.spec  # the rest is the adapter's own
     assert set(frame.images) == {c.name for c in arm.spec.cameras} | {"realsense"}
-    np.testing.assert_array_equal(frame.images["realsense"], _color(1))
+    np.testing.assert_array_equal(frame.images["realsense"], color_frame(1))
     assert frame.image_stamps_ns["realsense"] <= time.monotonic_ns()
 
 
@@ -240,7 +163,7 @@ def _record(path, serial: str, numbers: list[int]) -> None:
         for n in numbers:
             # Playback is paced by when frames reached the recorder: space them like a 30 fps camera.
             time.sleep(1.0 / FPS)
-            rig.push(n, 100.0 + 33.0 * n, _color(n), _depth(n))
+            rig.push(n, 100.0 + 33.0 * n, color_frame(n), depth_frame(n))
             cam.read(timeout_s=15.0)
     recorder.pause()
     del recorder  # closes the file
@@ -267,8 +190,8 @@ def test_a_recording_plays_once_with_its_frames_stamps_and_drops(recordings):
     assert [f.frame_number for f in frames] == [1, 2, 4]
     assert [f.stamp_ns for f in frames] == [round((100.0 + 33.0 * n) * 1e6) for n in (1, 2, 4)]
     for f, n in zip(frames, (1, 2, 4)):
-        np.testing.assert_array_equal(f.color, _color(n))
-        np.testing.assert_array_equal(f.depth, _depth(n))
+        np.testing.assert_array_equal(f.color, color_frame(n))
+        np.testing.assert_array_equal(f.depth, depth_frame(n))
         assert f.depth_scale == pytest.approx(DEPTH_UNITS, rel=1e-3)
 
 
@@ -297,5 +220,5 @@ def test_serial_selection_among_devices_in_a_context(recordings):
     with RealSenseCamera("BBB", **opts) as cam:
         frame = cam.read(timeout_s=15.0)
     assert cam.label == "RealSense BBB"
-    np.testing.assert_array_equal(frame.color, _color(frame.frame_number))
+    np.testing.assert_array_equal(frame.color, color_frame(frame.frame_number))
     del devices

@@ -17,7 +17,7 @@ def test_package_metadata_entry_points_launch_and_parameters():
     package = parse_package(str(PACKAGE_SRC))
     package.validate()
     assert package.name == "robot_parl_ros" and package.get_build_type() == "ament_python"
-    assert {d.name for d in package.exec_depends} >= {"rclpy", "sensor_msgs", "geometry_msgs", "std_srvs"}
+    assert {d.name for d in package.exec_depends} >= {"rclpy", "sensor_msgs", "geometry_msgs", "std_srvs", "tf2_msgs"}
     setup = (PACKAGE_SRC / "setup.py").read_text()
     for module, func in re.findall(r"= (robot_parl_ros\.\w+):(\w+)", setup):
         assert callable(getattr(importlib.import_module(module), func))

@@ -39,6 +39,29 @@ def quat_to_rpy(q: np.ndarray) -> np.ndarray:
     return np.array([roll, pitch, yaw])
 
 
+def quat_conj(q: np.ndarray) -> np.ndarray:
+    """Conjugate of a quaternion xyzw (the inverse rotation for a unit quaternion)."""
+    return np.array([-q[0], -q[1], -q[2], q[3]], np.float64)
+
+
+def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Vector ``v`` rotated by the unit quaternion ``q`` (xyzw)."""
+    return quat_mul(quat_mul(q, np.r_[np.asarray(v, np.float64), 0.0]), quat_conj(q))[:3]
+
+
+def transform_compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Transforms as xyz + quaternion xyzw: frame c in frame a, given b in a (``a``) and c in b (``b``)."""
+    position = np.asarray(a[:3], np.float64) + quat_rotate(a[3:7], b[:3])
+    orientation = quat_mul(a[3:7], b[3:7])
+    return np.r_[position, orientation / np.linalg.norm(orientation)]
+
+
+def transform_inverse(t: np.ndarray) -> np.ndarray:
+    """The inverse of a transform xyz + unit quaternion xyzw (a in b, given b in a)."""
+    inverse = quat_conj(t[3:7])
+    return np.r_[-quat_rotate(inverse, t[:3]), inverse]
+
+
 def compose_pose(pose: np.ndarray, delta: np.ndarray) -> np.ndarray:
     """Pose target = current pose (xyz + quaternion xyzw) moved by a 6-D delta (xyz m, rpy rad, world frame)."""
     position = np.asarray(pose[:3], np.float64) + np.asarray(delta[:3], np.float64)

@@ -20,6 +20,10 @@ class RobotSideParams:
     max_frame_age_s: float = 1.0  # frames whose header stamp is older than this (ROS clock) are dropped as stale
     joint_state_topic: str = ""  # sensor_msgs/JointState: proprio entries found by joint name
     ee_pose_topic: str = ""  # geometry_msgs/PoseStamped: x, y, z, roll, pitch, yaw for proprio; workspace check
+    tf_ee_frame: str = ""  # or, if given, the pose of this frame in tf_base_frame from /tf and /tf_static
+    tf_base_frame: str = "base_link"
+    tf_max_age_s: float = 0.5  # a /tf transform on the chain older than this (ROS clock) leaves the pose unknown
+    realsense_cameras: list[str] = field(default_factory=list)  # "name=serial": read by pyrealsense2, no ROS driver
     twist_topic: str = "cmd_vel"  # velocity mode
     twist_stamped: bool = True  # TwistStamped (else Twist)
     pose_topic: str = "target_pose"  # pose mode: geometry_msgs/PoseStamped targets

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -16,6 +17,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 
+from robot_parl.cameras import CameraError, CameraSource, WithCameras, realsense_sources
 from robot_parl.robots.side import RobotSide
 from robot_parl.robots.spec import load_spec
 from robot_parl.transport.keys import KeySpace
@@ -65,37 +67,65 @@ def _camera_infos(node: Node, side: RobotSide) -> list:
     return publishers
 
 
-def main(args: list[str] | None = None) -> None:
-    """Run the robot side until SIGINT/SIGTERM."""
-    rclpy.init(args=args)
-    node = Node("robot_parl_robot_side")
-    params = declare(node)
-    spec = load_spec(params.spec, params.spec_overrides)
-    adapter = RosAdapter(node, spec, params)
+class ParameterError(ValueError):
+    """The node's parameters cannot run: a bad spec, a camera the spec lacks, a device that does not open."""
+
+
+def run(node: Node, stop: threading.Event, open_camera: Callable[..., CameraSource] | None = None) -> RobotSide:
+    """Run the robot side with ``node``'s parameters until ``stop`` is set; returns it, closed.
+
+    ``open_camera`` opens the RealSense cameras of ``realsense_cameras`` (see robot_parl.cameras'
+    realsense_sources; default: connected devices by serial). Raises ParameterError before anything runs
+    for parameters it cannot run with.
+    """
+    try:
+        params = declare(node)
+        spec = load_spec(params.spec, params.spec_overrides)
+        ros = RosAdapter(node, spec, params)
+        sources = realsense_sources(params.realsense_cameras, spec, "realsense_cameras", open_camera)
+    except (ValueError, CameraError, ImportError) as err:
+        raise ParameterError(str(err)) from err
+    adapter = WithCameras(ros, sources) if sources else ros
     session = open_session(TransportConfig(listen=params.listen, connect=params.connect))
     side = RobotSide(adapter, session, KeySpace(params.session, params.robot), synchronous=params.synchronous,
                      instruction=params.instruction)
-    adapter.side = side
-    _diagnostics(node, side, adapter, params.diagnostics_topic)
+    ros.side = side
+    _diagnostics(node, side, ros, params.diagnostics_topic)
     _camera_infos(node, side)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    node.get_logger().info(f"robot side {spec.name} ({spec.command_mode}, {spec.control_rate_hz:g} Hz) on "
+    direct = f", RealSense {params.realsense_cameras}" if sources else ""
+    node.get_logger().info(f"robot side {spec.name} ({spec.command_mode}, {spec.control_rate_hz:g} Hz{direct}) on "
                            f"{params.listen or params.connect}, keys robot_parl/{params.session}/{params.robot}/*")
     try:
         side.run(stop)
     finally:
         side.close()
+        for source in sources:
+            source.close()
         session.close()
         # stop spinning and wait for the executor's thread before tearing the node down: a C++ thread still
         # running at interpreter exit aborts the process
         executor.shutdown(timeout_sec=5.0)
         spinner.join(timeout=5.0)
+    return side
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the robot side until SIGINT/SIGTERM; exits with a message for parameters it cannot run with."""
+    rclpy.init(args=args)
+    node = Node("robot_parl_robot_side")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        run(node, stop)
+    except ParameterError as err:
+        node.get_logger().fatal(str(err))
+        raise SystemExit(1) from None
+    finally:
         node.destroy_node()
         rclpy.try_shutdown()
 

@@ -1,6 +1,6 @@
-"""A RobotAdapter over ROS 2 topics: cameras, joint states and the end-effector pose in; velocity (twist)
-or pose-target commands and the gripper out; reset by a Trigger service or the home pose; e-stop and
-teleop topics forwarded to the robot side.
+"""A RobotAdapter over ROS 2 topics: cameras, joint states and the end-effector pose (a PoseStamped topic,
+or TF) in; velocity (twist) or pose-target commands and the gripper out; reset by a Trigger service or the
+home pose; e-stop and teleop topics forwarded to the robot side.
 
 Frames are grouped at each control tick: the newest frame of every camera, stamped with its arrival
 on this machine's monotonic clock (the robot side's clock); a frame older than the newest by more than
@@ -16,34 +16,26 @@ from collections import Counter
 import numpy as np
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState, Joy
 from std_msgs.msg import Bool, Float64
 from std_srvs.srv import Trigger
+from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from robot_parl.cameras import camera_items, delivered_sizes, resize_nearest
 from robot_parl.data.ros_images import compressed_to_rgb, image_to_rgb
 from robot_parl.robots.side import SensorFrame
 from robot_parl.robots.spec import RobotSpec
 from robot_parl.transport.messages import Teleop
 from robot_parl_ros.convert import compose_pose, quat_to_rpy
 from robot_parl_ros.params import RobotSideParams
+from robot_parl_ros.tf_tree import TransformTree
 
 POSE_NAMES = ("x", "y", "z", "roll", "pitch", "yaw")
-
-
-def _calibration(path: str):
-    from robot_parl.calibration.calib_file import load_calibration, resolve_calibration_path
-
-    return load_calibration(resolve_calibration_path(path))
-
-
-def _resize_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    if image.shape[:2] == (height, width):
-        return image
-    rows = np.arange(height) * image.shape[0] // height
-    cols = np.arange(width) * image.shape[1] // width
-    return image[rows][:, cols]
+# As tf2's listener: /tf keeps a backlog for bursts; /tf_static is latched, so late joiners get it.
+TF_QOS = QoSProfile(depth=100)
+TF_STATIC_QOS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class RosAdapter:
@@ -63,13 +55,14 @@ class RosAdapter:
         self._target: np.ndarray | None = None
         self.gripper = float(spec.action.high[-1])
         # a calibrated camera's frames go to the robot side raw (its rectifier undistorts, crops and resizes)
-        self._raw_size = {c.name: tuple(_calibration(c.calibration).image_size) for c in spec.cameras
-                          if c.calibration}
-        cameras = dict(item.split("=", 1) for item in params.cameras)
-        unknown = sorted(set(cameras) - {c.name for c in spec.cameras})
-        if unknown:
-            raise ValueError(f"cameras {unknown} are not in the robot spec {spec.name!r} "
-                             f"(its cameras: {[c.name for c in spec.cameras]})")
+        self._sizes = delivered_sizes(spec)
+        cameras = camera_items(params.cameras, spec, "cameras")
+        # cameras read directly (the node wraps this adapter in WithCameras): not this adapter's to deliver
+        self._direct = set(camera_items(params.realsense_cameras, spec, "realsense_cameras"))
+        both = sorted(self._direct & set(cameras))
+        if both:
+            raise ValueError(f"cameras {both} are given both as ROS topics (cameras) and as RealSense devices "
+                             "(realsense_cameras): choose one source per camera")
         for name, topic in cameras.items():
             compressed = topic.endswith("/compressed")
             node.create_subscription(CompressedImage if compressed else Image, topic,
@@ -77,8 +70,15 @@ class RosAdapter:
                                      qos_profile_sensor_data)
         if params.joint_state_topic:
             node.create_subscription(JointState, params.joint_state_topic, self._on_joints, qos_profile_sensor_data)
+        if params.ee_pose_topic and params.tf_ee_frame:
+            raise ValueError(f"the end-effector pose comes from ee_pose_topic ({params.ee_pose_topic!r}) or from TF "
+                             f"(tf_ee_frame {params.tf_ee_frame!r}), not both: set the other one to ''")
         if params.ee_pose_topic:
             node.create_subscription(PoseStamped, params.ee_pose_topic, self._on_pose, qos_profile_sensor_data)
+        self._tf = TransformTree() if params.tf_ee_frame else None
+        if self._tf is not None:
+            node.create_subscription(TFMessage, "/tf", lambda msg: self._on_tf(msg, False), TF_QOS)
+            node.create_subscription(TFMessage, "/tf_static", lambda msg: self._on_tf(msg, True), TF_STATIC_QOS)
         node.create_subscription(Bool, params.estop_topic, self._on_estop, 10)
         if params.teleop_twist_topic:
             node.create_subscription(TwistStamped if params.teleop_twist_stamped else Twist, params.teleop_twist_topic,
@@ -128,8 +128,33 @@ class RosAdapter:
         with self._lock:
             self._pose = np.array([p.x, p.y, p.z, q.x, q.y, q.z, q.w])
 
+    def _on_tf(self, msg: TFMessage, static: bool) -> None:
+        with self._lock:
+            for t in msg.transforms:
+                p, q = t.transform.translation, t.transform.rotation
+                self._tf.set(t.header.frame_id, t.child_frame_id, np.array([p.x, p.y, p.z, q.x, q.y, q.z, q.w]),
+                             t.header.stamp.sec * 1_000_000_000 + t.header.stamp.nanosec, static)
+
+    def _refresh_tf_pose(self) -> None:
+        """The end effector's pose in the base frame from TF now; unknown (None, counted and warned about at a
+        limited rate) while TF lacks a link of the chain or has only stale ones."""
+        now_ns = self.node.get_clock().now().nanoseconds
+        with self._lock:
+            try:
+                self._pose = self._tf.lookup(self.params.tf_base_frame, self.params.tf_ee_frame, now_ns,
+                                             self.params.tf_max_age_s)
+                return
+            except LookupError as err:
+                self._pose = None
+                error = err
+        self.counters["tf_pose_unknown"] += 1
+        self.node.get_logger().warning(f"end-effector pose of {self.params.tf_ee_frame!r} in "
+                                       f"{self.params.tf_base_frame!r} from TF: {error}", throttle_duration_sec=5.0)
+
     def read(self) -> SensorFrame:
         now = time.monotonic_ns()
+        if self._tf is not None:
+            self._refresh_tf_pose()
         with self._lock:
             frames, arrived = dict(self._frames), dict(self._arrived)
             self._arrived.clear()
@@ -137,7 +162,9 @@ class RosAdapter:
         images, stamps = {}, {}
         newest = max((stamp for _, stamp in frames.values()), default=now)
         for camera in self.spec.cameras:
-            width, height = self._raw_size.get(camera.name, (camera.width, camera.height))
+            if camera.name in self._direct:
+                continue
+            width, height = self._sizes[camera.name]
             if camera.name not in frames:
                 self.counters["missing_frames"] += 1
                 images[camera.name], stamps[camera.name] = np.zeros((height, width, 3), np.uint8), now
@@ -145,7 +172,7 @@ class RosAdapter:
             image, stamp = frames[camera.name]
             if image.ndim == 2:  # depth is not an RGB camera input
                 image = np.repeat((image >> 8).astype(np.uint8)[..., None], 3, axis=2)
-            images[camera.name] = _resize_nearest(image, height, width)
+            images[camera.name] = resize_nearest(image, height, width)
             stamps[camera.name] = stamp
             self.counters["dropped_frames"] += max(arrived.get(camera.name, 0) - 1, 0)
             if newest - stamp > self.params.max_skew_s * 1e9:
