@@ -25,7 +25,7 @@ $(ROS_STAMP): pyproject.toml tests/ros2/msgs/build.sh
 	$(ROS_PY) -m pip install -q "ros-jazzy-rclpy[fastrtps]" ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs \
 		ros-jazzy-std-msgs ros-jazzy-std-srvs ros-jazzy-diagnostic-msgs ros-jazzy-trajectory-msgs \
 		catkin_pkg colcon-core colcon-python-setup-py colcon-ros colcon-package-information \
-		colcon-library-path "rosbags>=0.10" pillow pytest
+		colcon-library-path "rosbags>=0.10" pillow pytest cyclonedds==11.0.1
 	$(ROS_PY) -m pip install -q -e ".[sim,calib,realsense]" && bash tests/ros2/msgs/build.sh $(ROS_VENV)
 	touch $(ROS_STAMP)
 

@@ -4,14 +4,7 @@ forwards them over zenoh to a RemoteRobotEnv (an actor stand-in) and turns its a
 TwistStamped commands the sim executes; teleop topics are forwarded; an e-stop topic latches; the node
 publishes diagnostics."""
 
-import json
-import os
-import random
-import signal
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -20,95 +13,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from std_msgs.msg import Bool
 
-from robot_parl.robots.remote import RemoteRobotEnv
-from robot_parl.robots.spec import load_spec
-from robot_parl.teleop.robot_forwarded import RobotForwarded
-from robot_parl.transport.keys import KeySpace
-from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
-
-from .conftest import PACKAGE_SRC
+from .conftest import wait_until
 
 CAMERA = "cameras=[{name: front, width: 48, height: 48}]"
-
-
-@pytest.fixture
-def ros_env(monkeypatch):
-    env = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": str(random.randint(1, 100)),
-           "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
-           "PYTHONPATH": os.pathsep.join([str(PACKAGE_SRC), os.environ.get("PYTHONPATH", "")])}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return os.environ.copy()
-
-
-def _wait(condition, timeout=30.0, what=""):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-@pytest.fixture
-def ros_node(ros_env):
-    """The test's own rclpy node (publishes inputs, subscribes to what the robot side sends)."""
-    rclpy.init()
-    node = rclpy.create_node("robot_parl_test")
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
-
-
-@dataclass
-class Side:
-    """A running robot-side node and the actor stand-in connected to it over zenoh."""
-    process: subprocess.Popen
-    keys: KeySpace
-    env: RemoteRobotEnv
-    teleop: RobotForwarded
-
-
-@pytest.fixture
-def robot_side(ros_env, tmp_path):
-    """start(session, spec, overrides, *params) runs `robot_side_node` with those ROS parameters (plus the
-    zenoh listen endpoint), connects a RemoteRobotEnv and a teleop reader to it and waits for the node's
-    first observation. At teardown every node
-    started (also by spawn) gets SIGINT and must exit with 0 and no traceback."""
-    processes, closers = [], []
-
-    def spawn(module, *params):
-        log = open(tmp_path / f"{module}.log", "w")
-        args = [a for p in params for a in ("-p", p)]
-        proc = subprocess.Popen([sys.executable, "-m", f"robot_parl_ros.{module}", "--ros-args", *args],
-                                env=ros_env, stdout=log, stderr=subprocess.STDOUT)
-        processes.append((proc, tmp_path / f"{module}.log"))
-        return proc
-
-    def start(session_name, spec, overrides, *params):
-        endpoint = free_loopback_endpoint()
-        proc = spawn("robot_side_node", f"spec:={spec}", f"spec_overrides:={json.dumps(overrides)}",
-                     f"listen:=['{endpoint}']", f"session:={session_name}", *params)
-        session = open_session(TransportConfig(connect=[endpoint]))
-        keys = KeySpace(session_name, "robot0")
-        env = RemoteRobotEnv(session, keys, load_spec(spec, overrides), timeout_s=30)
-        teleop = RobotForwarded(session, keys)
-        closers.extend([session.close, env.close, teleop.close])
-        _wait(lambda: env.observations.received > 0, 60, "the robot-side node")
-        return Side(proc, keys, env, teleop)
-
-    start.spawn = spawn
-    yield start
-    for close in reversed(closers):
-        close()
-    for proc, _ in processes:
-        proc.send_signal(signal.SIGINT)
-    for proc, log in processes:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        text = log.read_text()
-        assert proc.returncode == 0 and "Traceback" not in text, text[-3000:]
 
 
 def test_sim_robot_through_the_robot_side_node(robot_side, ros_node, tmp_path):
@@ -127,7 +34,7 @@ def test_sim_robot_through_the_robot_side_node(robot_side, ros_node, tmp_path):
     def ready():
         obs, _ = env.reset()
         return obs["images"]["front"].std() > 5 and obs["proprio"][2] > 0.05
-    _wait(ready, 60, "camera frames and joint states through the node")
+    wait_until(ready, 60, "camera frames and joint states through the node")
     obs, _ = env.reset()
     assert obs["images"]["front"].shape == (48, 48, 3)
     for _ in range(4):  # the sim's topics catch up with its reset (the node reads the newest messages)
@@ -144,18 +51,18 @@ def test_sim_robot_through_the_robot_side_node(robot_side, ros_node, tmp_path):
     # teleop topics are forwarded as Teleop messages (delta = twist x period)
     msg = Twist()
     msg.linear.y = 0.2
-    _wait(lambda: (teleop_pub.publish(msg), side.teleop.inbox.pending() > 0)[1], 20, "a forwarded teleop message")
+    wait_until(lambda: (teleop_pub.publish(msg), side.teleop.inbox.pending() > 0)[1], 20, "a forwarded teleop message")
     values = side.teleop.poll().values
     np.testing.assert_allclose(values[:3], [0, 0.01, 0], atol=1e-6)
 
     # an e-stop topic latches the e-stop: the robot holds, the status says so
     estop_pub.publish(Bool(data=True))
-    _wait(lambda: (rclpy.spin_once(node, timeout_sec=0.05), env.robot_status is not None
+    wait_until(lambda: (rclpy.spin_once(node, timeout_sec=0.05), env.robot_status is not None
                    and env.robot_status.estop)[1], 20, "the e-stop in the robot's status")
     def latched():
         rclpy.spin_once(node, timeout_sec=0.1)
         return [s for d in diagnostics for s in d.status if s.message == "e-stop latched"]
-    _wait(latched, 20, "diagnostics reporting the e-stop")
+    wait_until(latched, 20, "diagnostics reporting the e-stop")
     status = latched()[-1]
     counters = {kv.key: int(kv.value) for kv in status.values}
     assert counters["applied"] >= 6 and counters["estops"] == 1 and status.level == status.ERROR
@@ -189,16 +96,16 @@ def test_gripper_trajectory_stamped_teleop_and_camera_info(robot_side, ros_node,
     env.reset()
     # keep commanding until discovery has matched the test's subscriber (earlier commands are not queued);
     # spinning must not block: an action answering an observation a tick old is dropped as stale
-    _wait(lambda: (env.step(np.array([0, 0, 0, 0, 0, 0, 0.25], np.float32)),
+    wait_until(lambda: (env.step(np.array([0, 0, 0, 0, 0, 0, 0.25], np.float32)),
                    rclpy.spin_once(node, timeout_sec=0), trajectories)[2], 20, "a gripper trajectory")
     assert trajectories[-1].joint_names == ["left", "right"]
     assert list(trajectories[-1].points[0].positions) == [0.25, 0.25]
     msg = TwistStamped()
     msg.twist.angular.z = 1.0
-    _wait(lambda: (teleop_pub.publish(msg), side.teleop.inbox.pending() > 0)[1], 20, "a forwarded stamped twist")
+    wait_until(lambda: (teleop_pub.publish(msg), side.teleop.inbox.pending() > 0)[1], 20, "a forwarded stamped twist")
     np.testing.assert_allclose(side.teleop.poll().values[3:6], [0, 0, 0.05], atol=1e-6)  # 1 rad/s x 50 ms
     # CameraInfo of the calibrated camera: raw (its driver's images) and rectified (what robot-parl sends)
-    _wait(lambda: (rclpy.spin_once(node, timeout_sec=0.05), len(infos) == 2)[1], 20, "camera infos")
+    wait_until(lambda: (rclpy.spin_once(node, timeout_sec=0.05), len(infos) == 2)[1], 20, "camera infos")
     raw, rectified = infos["robot_parl/front/camera_info"], infos["robot_parl/front/rectified/camera_info"]
     assert (raw.width, raw.height) == (64, 48) and (rectified.width, rectified.height) == (48, 48)
     np.testing.assert_allclose(np.reshape(raw.k, (3, 3)), k)
@@ -217,7 +124,7 @@ def test_commands_arrive_clipped_and_the_watchdog_sends_zero_twist(robot_side, r
     node.create_subscription(TwistStamped, "arm/cmd_vel", twists.append, 100)
     env.reset()
     # far out of bounds on x: arrives as the bound (2 cm per 50 ms period = 0.4 m/s), in the arm's frame
-    _wait(lambda: (env.step(np.array([5.0, 0, 0, 0, 0, 0, 1], np.float32)), rclpy.spin_once(node, timeout_sec=0),
+    wait_until(lambda: (env.step(np.array([5.0, 0, 0, 0, 0, 0, 1], np.float32)), rclpy.spin_once(node, timeout_sec=0),
                    any(t.twist.linear.x > 0 for t in twists))[2], 20, "a clipped twist")
     moving = [t for t in twists if t.twist.linear.x > 0]
     assert max(t.twist.linear.x for t in moving) == pytest.approx(0.02 / 0.05)
@@ -256,14 +163,14 @@ def test_bad_frames_and_commands_are_dropped_and_counted_and_the_node_lives_on(r
 
     env.reset()
     # until discovery has matched our publishers, keep sending each kind of bad input
-    _wait(lambda: (raw.publish(image(encoding="yuv422")), raw.publish(image(step=10)),
+    wait_until(lambda: (raw.publish(image(encoding="yuv422")), raw.publish(image(step=10)),
                    raw.publish(image(data=b"")), raw.publish(image(age_s=5.0)),
                    compressed.publish(CompressedImage(format="jpeg", data=b"not a jpeg")),
                    env.step(np.array([np.nan, 0, 0, 0, 0, 0, 1], np.float32)),
                    (c := counters()).get("bad_frames", 0) >= 4 and c.get("stale_frames", 0) >= 1
                    and c.get("nonfinite_rejected", 0) >= 1)[-1], 30, "bad input counted in diagnostics")
     # a good frame still gets through afterwards
-    _wait(lambda: (raw.publish(image()), env.step(np.zeros(7, np.float32))[0]["images"]["front"].max() == 7)[1],
+    wait_until(lambda: (raw.publish(image()), env.step(np.zeros(7, np.float32))[0]["images"]["front"].max() == 7)[1],
           20, "a good frame after the bad ones")
     assert side.process.poll() is None
     text = (tmp_path / "robot_side_node.log").read_text()
