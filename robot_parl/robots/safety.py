@@ -2,8 +2,9 @@
 
 Every action passes :meth:`Safety.check` before it reaches hardware or a simulator:
 NaN/inf -> rejected (hold); outside the bounds -> clipped; more change than ``max_change`` from the
-previous command -> limited; a translation that would leave the workspace box (when the end-effector
-pose is known) -> shortened to stay inside. The watchdog asks for a hold when no valid action
+previous command -> limited; a translation that would leave the workspace box -> shortened to stay
+inside; with a workspace box but no end-effector pose (a pose topic or TF chain not yet heard or gone
+stale) -> held, since the box cannot be checked. The watchdog asks for a hold when no valid action
 answered before the tick's deadline. The e-stop latch holds until an explicit clear. Every
 intervention is counted; the counts go into Status messages.
 """
@@ -73,7 +74,7 @@ class Safety:
         self._previous = None
 
     def check(self, action: np.ndarray, ee_position: np.ndarray | None = None) -> Verdict:
-        """Filter one action in physical units; ``ee_position`` (xyz) enables the workspace check."""
+        """Filter one action in physical units; ``ee_position`` (xyz) is needed when the spec has a workspace."""
         if self.estopped:
             return self.hold("estop_holds")
         a = np.asarray(action, dtype=np.float64)
@@ -81,6 +82,8 @@ class Safety:
             return self.hold("malformed_rejected")
         if not np.isfinite(a).all():
             return self.hold("nonfinite_rejected")
+        if self.spec.workspace.enabled and ee_position is None:
+            return self.hold("pose_unknown_holds")
         reasons = []
         clipped = np.clip(a, self.low, self.high)
         if not np.array_equal(clipped, a):
@@ -91,7 +94,7 @@ class Safety:
                 reasons.append("rate_limited")
             clipped = limited
         ws = self.spec.workspace
-        if ws.enabled and ee_position is not None:
+        if ws.enabled:
             target = np.asarray(ee_position[:3], dtype=np.float64) + clipped[:3]
             inside = np.clip(target, ws.low, ws.high)
             if not np.array_equal(inside, target):

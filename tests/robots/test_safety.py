@@ -6,15 +6,18 @@ from robot_parl.robots.safety import Safety, Watchdog
 from robot_parl.robots.spec import RobotSpec, load_spec
 
 
+CENTRE = np.array([0.3, 0.0, 0.2])  # inside widowx's workspace box
+
+
 def _spec():
     return load_spec("widowx")
 
 
 def test_clipping_rate_limit_and_nonfinite():
     s = Safety(_spec())
-    v = s.check(np.array([0.5, 0, 0, 0, 0, 0, 1], np.float32))
+    v = s.check(np.array([0.5, 0, 0, 0, 0, 0, 1], np.float32), CENTRE)
     assert v.values[0] == pytest.approx(0.02) and "clipped" in v.reasons
-    v = s.check(np.array([-0.02, 0, 0, 0, 0, 0, 0], np.float32))  # max_change x = 0.02 from +0.02
+    v = s.check(np.array([-0.02, 0, 0, 0, 0, 0, 0], np.float32), CENTRE)  # max_change x = 0.02 from +0.02
     assert v.values[0] == pytest.approx(0.0) and "rate_limited" in v.reasons
     for bad in (np.nan, np.inf):
         v = s.check(np.array([bad, 0, 0, 0, 0, 0, 0], np.float32))
@@ -32,7 +35,11 @@ def test_workspace_box_keeps_the_end_effector_inside():
     v = s.check(np.array([0.02, 0, 0, 0, 0, 0, 0], np.float32), ee_position=np.array([0.50, 0.0, 0.2]))
     assert v.values[0] == pytest.approx(-0.02)  # already outside: only back in, within bounds
     s.reset()
-    assert s.check(np.array([0.02, 0, 0, 0, 0, 0, 0], np.float32)).values[0] > 0  # pose unknown: no box check
+    # the pose unknown (not yet heard, or stale): the box cannot be checked, so the robot holds
+    assert s.check(np.array([0.02, 0, 0, 0, 0, 0, 0], np.float32)).hold and s.counters["pose_unknown_holds"] == 1
+    free = _spec()
+    free.workspace = type(free.workspace)()  # no box: nothing to check, the pose is not needed
+    assert Safety(free).check(np.array([0.02, 0, 0, 0, 0, 0, 0], np.float32)).values[0] > 0
 
 
 def test_estop_latch_holds_until_cleared():
@@ -43,7 +50,7 @@ def test_estop_latch_holds_until_cleared():
     s.estop("again")
     assert s.counters["estops"] == 1 and s.counters["estop_holds"] == 3
     s.clear_estop()
-    assert not s.check(np.zeros(7, np.float32)).hold
+    assert not s.check(np.zeros(7, np.float32), CENTRE).hold
 
 
 def test_watchdog():

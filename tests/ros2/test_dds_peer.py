@@ -28,8 +28,9 @@ def peer(ros_env, tmp_path):
 
 
 def test_a_cyclone_peer_drives_the_robot_side_node_over_the_ros_wire(robot_side, peer):
-    env = robot_side("dds", "widowx", [CAMERA, "control_rate_hz=20"], "cameras:=['front=cam/image_raw']",
-                     "twist_topic:=arm/cmd_vel").env
+    # no pose source on the peer: without a workspace box the node needs no pose to command the arm
+    env = robot_side("dds", "widowx", [CAMERA, "control_rate_hz=20", "workspace={low: [], high: []}"],
+                     "cameras:=['front=cam/image_raw']", "twist_topic:=arm/cmd_vel").env
     expected = peer_image(SEED, HEIGHT, WIDTH)
     # until discovery has matched the peer's writer the node sends black frames for the camera
     wait_until(lambda: np.array_equal(env.reset()[0]["images"]["front"], expected), 30, "the peer's image at the actor")

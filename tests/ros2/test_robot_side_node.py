@@ -16,6 +16,7 @@ from std_msgs.msg import Bool
 from .conftest import wait_until
 
 CAMERA = "cameras=[{name: front, width: 48, height: 48}]"
+NO_BOX = "workspace={low: [], high: []}"
 
 
 def test_sim_robot_through_the_robot_side_node(robot_side, ros_node, tmp_path):
@@ -82,7 +83,8 @@ def test_gripper_trajectory_stamped_teleop_and_camera_info(robot_side, ros_node,
                                                      board="b", image_size=[64, 48], camera_matrix=k,
                                                      distortion=[-0.1, 0.01, 0.0, 0.0, 0.0]), tmp_path / "front.yaml")
     camera = f"cameras=[{{name: front, width: 48, height: 48, calibration: {calibration}}}]"
-    side = robot_side("grip", "widowx", [camera, "control_rate_hz=20"],
+    # no pose source here: without a workspace box the node needs no pose to command the arm
+    side = robot_side("grip", "widowx", [camera, "control_rate_hz=20", NO_BOX],
                       "gripper_topic:=gripper/trajectory", "gripper_joints:=['left', 'right']",
                       "teleop_twist_topic:=spacenav/twist", "teleop_twist_stamped:=true")
     env, node = side.env, ros_node
@@ -116,16 +118,26 @@ def test_gripper_trajectory_stamped_teleop_and_camera_info(robot_side, ros_node,
 
 
 def test_commands_arrive_clipped_and_the_watchdog_sends_zero_twist(robot_side, ros_node):
-    from geometry_msgs.msg import TwistStamped
+    from geometry_msgs.msg import PoseStamped, TwistStamped
 
-    env = robot_side("clip", "widowx", [CAMERA, "control_rate_hz=20"], "twist_topic:=arm/cmd_vel").env
+    env = robot_side("clip", "widowx", [CAMERA, "control_rate_hz=20"], "twist_topic:=arm/cmd_vel",
+                     "ee_pose_topic:=arm/ee_pose").env
     node = ros_node
     twists = []
     node.create_subscription(TwistStamped, "arm/cmd_vel", twists.append, 100)
+    pose_pub = node.create_publisher(PoseStamped, "arm/ee_pose", 10)
+    pose = PoseStamped()
+    pose.header.frame_id = "base_link"
+    pose.pose.position.x, pose.pose.position.z, pose.pose.orientation.w = 0.3, 0.2, 1.0  # inside the workspace
     env.reset()
-    # far out of bounds on x: arrives as the bound (2 cm per 50 ms period = 0.4 m/s), in the arm's frame
+    # no pose heard yet: the workspace box cannot be checked, so the node holds (zero twists) whatever comes
     wait_until(lambda: (env.step(np.array([5.0, 0, 0, 0, 0, 0, 1], np.float32)), rclpy.spin_once(node, timeout_sec=0),
-                   any(t.twist.linear.x > 0 for t in twists))[2], 20, "a clipped twist")
+                        len(twists) >= 3)[2], 20, "twists while the pose is unknown")
+    assert all(t.twist.linear.x == 0 for t in twists)
+    # far out of bounds on x: arrives as the bound (2 cm per 50 ms period = 0.4 m/s), in the arm's frame
+    wait_until(lambda: (pose_pub.publish(pose), env.step(np.array([5.0, 0, 0, 0, 0, 0, 1], np.float32)),
+                        rclpy.spin_once(node, timeout_sec=0), any(t.twist.linear.x > 0 for t in twists))[3],
+               20, "a clipped twist")
     moving = [t for t in twists if t.twist.linear.x > 0]
     assert max(t.twist.linear.x for t in moving) == pytest.approx(0.02 / 0.05)
     assert moving[-1].header.frame_id == "base_link"
