@@ -42,10 +42,11 @@ test: $(STAMP) $(ROS_STAMP)
 ros-test: $(ROS_STAMP)
 	$(ROS_PY) -m pytest -q tests/ros2
 
-bench: $(STAMP)
+bench: $(STAMP) $(ROS_STAMP)
 	mkdir -p benchmarks/results
 	$(PY) -m benchmarks.parl_state --json benchmarks/results/parl_state.json
 	$(PY) -m benchmarks.protocol --json benchmarks/results/protocol.json
+	$(ROS_PY) -m benchmarks.ros2 --json benchmarks/results/ros2.json
 	$(PY) -m benchmarks.runtime --json benchmarks/results/runtime.json
 	$(PY) -m benchmarks.sim --json benchmarks/results/sim.json
 	$(PY) -m benchmarks.replay --json benchmarks/results/replay.json
