@@ -5,7 +5,6 @@ from robot_parl import typed_config
 from robot_parl.robots.safety import Safety, Watchdog
 from robot_parl.robots.spec import RobotSpec, load_spec
 
-
 CENTRE = np.array([0.3, 0.0, 0.2])  # inside widowx's workspace box
 
 
