@@ -3,11 +3,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+# ROS 2 distribution of the ROS virtualenv: jazzy (.venv-ros); `make ros-test-kilted` repeats the ROS tests on
+# kilted in .venv-ros-kilted.
+ROS_DISTRO ?= jazzy
 ROS_VENV ?= .venv-ros
 ROS_PY := $(ROS_VENV)/bin/python
 ROS_STAMP := $(ROS_VENV)/.installed
+R := ros-$(ROS_DISTRO)
 
-.PHONY: install demo test ros-test bench lint docker docker-lint clean
+.PHONY: install demo test ros-test ros-test-kilted bench lint docker docker-lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,16 +21,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[learn,vla,sim,bags,calib,realsense,dev]"
 	touch $(STAMP)
 
-# The ROS 2 side in its own virtualenv: real rclpy (community-built ROS 2 Jazzy wheels, Fast DDS) with the
+# The ROS 2 side in its own virtualenv: real rclpy (community-built ROS 2 wheels, Fast DDS) with the
 # messages the node uses, and robot_parl's light part plus MuJoCo for the simulated robot node (no torch).
 $(ROS_STAMP): pyproject.toml tests/ros2/msgs/build.sh
 	python3 -m venv $(ROS_VENV)
 	$(ROS_PY) -m pip install -q --upgrade pip
-	$(ROS_PY) -m pip install -q "ros-jazzy-rclpy[fastrtps]" ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs \
-		ros-jazzy-std-msgs ros-jazzy-std-srvs ros-jazzy-diagnostic-msgs ros-jazzy-trajectory-msgs \
+	$(ROS_PY) -m pip install -q "$(R)-rclpy[fastrtps]" $(R)-sensor-msgs $(R)-geometry-msgs \
+		$(R)-std-msgs $(R)-std-srvs $(R)-diagnostic-msgs $(R)-trajectory-msgs \
 		catkin_pkg colcon-core colcon-python-setup-py colcon-ros colcon-package-information \
 		colcon-library-path "rosbags>=0.10" pillow pytest cyclonedds==11.0.1
-	$(ROS_PY) -m pip install -q -e ".[sim,calib,realsense]" && bash tests/ros2/msgs/build.sh $(ROS_VENV)
+	$(ROS_PY) -m pip install -q -e ".[sim,calib,realsense]" && bash tests/ros2/msgs/build.sh $(ROS_VENV) $(ROS_DISTRO)
 	touch $(ROS_STAMP)
 
 install: $(STAMP)
@@ -38,9 +42,13 @@ demo: $(STAMP)
 test: $(STAMP) $(ROS_STAMP)
 	$(PY) -m pytest -q
 	$(ROS_PY) -m pytest -q tests/ros2
+	$(MAKE) ros-test-kilted
 
 ros-test: $(ROS_STAMP)
 	$(ROS_PY) -m pytest -q tests/ros2
+
+ros-test-kilted:
+	$(MAKE) ros-test ROS_DISTRO=kilted ROS_VENV=.venv-ros-kilted
 
 bench: $(STAMP) $(ROS_STAMP)
 	mkdir -p benchmarks/results
@@ -63,4 +71,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check robot_parl tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(ROS_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(ROS_VENV) .venv-ros-kilted runs .pytest_cache

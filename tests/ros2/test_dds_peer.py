@@ -2,12 +2,19 @@
 peer's camera images reach the actor pixel for pixel, an out-of-bounds action reaches the peer as a
 TwistStamped clipped to the bound, and the watchdog's zero twists reach it once the actor stops stepping."""
 
+import importlib.metadata
+import importlib.util
 import time
 
 import numpy as np
 import pytest
 
 pytest.importorskip("cyclonedds")
+# Measured here: on Kilted (Fast DDS 3) the Cyclone peer's Image topic never matches the node's, while simple
+# types do (shared/FIELD-NOTES.md); the node's own ROS tests run on Kilted all the same.
+if importlib.util.find_spec("rclpy") and any(d.metadata["Name"] == "ros-kilted-rclpy" for d in
+                                              importlib.metadata.distributions()):
+    pytest.skip("Cyclone (Python) <-> Fast DDS 3 Image topics do not match on Kilted", allow_module_level=True)
 
 from .conftest import wait_until  # noqa: E402
 from .dds_peer import DdsPeer, peer_image  # noqa: E402
