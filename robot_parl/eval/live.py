@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +51,14 @@ def png(image: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a closed browser tab is no error
+            super().handle_error(request, client_address)
+
+
 class LiveView:
     """The state behind the page and the HTTP server that shows it; ``close()`` stops the server."""
 
@@ -60,11 +69,10 @@ class LiveView:
         self._state: dict[str, Any] = {"title": title, "step_seq": 0, "cameras": [], "decision": None,
                                        "session": None}
         try:
-            self._server = ThreadingHTTPServer((host, port), self._handler())
+            self._server = _Server((host, port), self._handler())
         except OSError as err:
             raise OSError(f"live view: cannot listen on {host}:{port} ({err.strerror}); set actor.live_view to a "
                           "free host:port, port 0 for any free port, or null to turn the view off") from err
-        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="live-view", daemon=True)
         self._thread.start()
 
