@@ -99,7 +99,8 @@ def _sim_adapter(task: str, spec, seed: int, expert_overrides: list[str] | None)
 def _robot_adapter(args: argparse.Namespace, spec, command: str, expert_overrides: list[str] | None,
                    open_camera=None) -> tuple[Any, list]:
     """The adapter of a robot side that ``command`` runs (the --sim task, else the kinematic arm) with the
-    RealSense cameras of ``--realsense CAMERA=SERIAL`` in its frames, and those cameras (to close).
+    RealSense cameras of ``--realsense CAMERA=SERIAL`` in its frames, and what to close when it is done (the
+    cameras' readers and devices).
 
     ``open_camera`` is robot_parl.cameras.realsense_sources' (tests open software devices with it).
     """
@@ -117,7 +118,10 @@ def _robot_adapter(args: argparse.Namespace, spec, command: str, expert_override
         from robot_parl.robots.sim.kinematic_arm import KinematicArm
 
         adapter = KinematicArm(spec, seed=args.seed)
-    return (WithCameras(adapter, sources) if sources else adapter), sources
+    if not sources:
+        return adapter, []
+    with_cameras = WithCameras(adapter, sources)
+    return with_cameras, [with_cameras]
 
 
 def _robot(args: argparse.Namespace) -> int:
@@ -132,7 +136,7 @@ def _robot(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec or ("sim_tabletop" if args.sim else "widowx"), args.overrides)
     if args.expert is not None and not args.sim:
         raise SystemExit("robot-parl robot: --expert needs --sim (only simulated robots have scripted experts)")
-    adapter, cameras = _robot_adapter(args, spec, "robot", args.expert)
+    adapter, to_close = _robot_adapter(args, spec, "robot", args.expert)
     if args.sim:
         args.instruction = args.instruction or adapter.env.instruction
     session = open_session(TransportConfig(listen=args.listen, connect=args.connect))
@@ -148,11 +152,10 @@ def _robot(args: argparse.Namespace) -> int:
         side.run(stop, max_ticks=args.ticks)
     finally:
         side.close()
-        for camera in cameras:
-            camera.close()
+        for item in to_close:
+            item.close()
         session.close()
-    counters = dict(side.safety.counters) | dict(side.counters)
-    print(json.dumps({"ticks": side.seq, "counters": counters}), flush=True)
+    print(json.dumps({"ticks": side.seq, "counters": side.all_counters()}), flush=True)
     return 0
 
 
@@ -183,9 +186,9 @@ def _collect(args: argparse.Namespace) -> int:
             endpoint = free_loopback_endpoint()
             robot_session = open_session(TransportConfig(listen=[endpoint]))
             stack.callback(robot_session.close)
-            adapter, cameras = _robot_adapter(args, spec, "collect", args.expert if args.device == "expert" else None)
-            for camera in cameras:
-                stack.callback(camera.close)
+            adapter, to_close = _robot_adapter(args, spec, "collect", args.expert if args.device == "expert" else None)
+            for item in to_close:
+                stack.callback(item.close)
             side = RobotSide(adapter, robot_session, keys, synchronous=True, instruction=adapter.env.instruction)
             stop = threading.Event()
             thread = threading.Thread(target=side.run, args=(stop,), daemon=True)

@@ -323,7 +323,10 @@ class RealSenseCamera:
         """Stop streaming (idempotent) and remove a converted recording."""
         if self._running:
             self._running = False
-            self._pipe.stop()
+            try:
+                self._pipe.stop()
+            except RuntimeError:
+                pass  # librealsense stopped the pipeline itself (a device unplugged): nothing is left to stop
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None

@@ -4,14 +4,16 @@ Every action passes :meth:`Safety.check` before it reaches hardware or a simulat
 NaN/inf -> rejected (hold); outside the bounds -> clipped; more change than ``max_change`` from the
 previous command -> limited; a translation that would leave the workspace box -> shortened to stay
 inside; with a workspace box but no end-effector pose (a pose topic or TF chain not yet heard or gone
-stale) -> held, since the box cannot be checked. The watchdog asks for a hold when no valid action
-answered before the tick's deadline. The e-stop latch holds until an explicit clear. Every
+stale) -> held, since the box cannot be checked; while a camera's image is stale (stalled, failed or not
+seen yet) -> held, since the action answers an image of the past. The watchdog asks for a hold when no
+valid action answered before the tick's deadline. The e-stop latch holds until an explicit clear. Every
 intervention is counted; the counts go into Status messages.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,8 +75,13 @@ class Safety:
         """Forget the previous command (a new episode starts from rest)."""
         self._previous = None
 
-    def check(self, action: np.ndarray, ee_position: np.ndarray | None = None) -> Verdict:
-        """Filter one action in physical units; ``ee_position`` (xyz) is needed when the spec has a workspace."""
+    def check(self, action: np.ndarray, ee_position: np.ndarray | None = None,
+              stale_cameras: Sequence[str] = ()) -> Verdict:
+        """Filter one action in physical units; ``ee_position`` (xyz) is needed when the spec has a workspace.
+
+        ``stale_cameras`` names the cameras whose images the action was computed from that are not current;
+        any makes it a hold (``camera_stale_holds``).
+        """
         if self.estopped:
             return self.hold("estop_holds")
         a = np.asarray(action, dtype=np.float64)
@@ -84,6 +91,8 @@ class Safety:
             return self.hold("nonfinite_rejected")
         if self.spec.workspace.enabled and ee_position is None:
             return self.hold("pose_unknown_holds")
+        if stale_cameras:
+            return self.hold("camera_stale_holds")
         reasons = []
         clipped = np.clip(a, self.low, self.high)
         if not np.array_equal(clipped, a):

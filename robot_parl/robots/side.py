@@ -42,6 +42,8 @@ class SensorFrame:
     image_stamps_ns: dict[str, int] = field(default_factory=dict)
     ee_pose: np.ndarray | None = None
     success: bool = False
+    # cameras whose image is not current (stalled, failed, not seen yet): the robot holds instead of acting on it
+    stale_cameras: list[str] = field(default_factory=list)
 
 
 class RobotAdapter(Protocol):
@@ -169,7 +171,8 @@ class RobotSide:
                 continue
             self.latency_ms["action"] = (time.monotonic() - started) * 1e3
             self.versions = {"policy": action.policy_version, "critic": action.critic_version}
-            verdict = self.safety.check(action.values, None if frame.ee_pose is None else frame.ee_pose[:3])
+            verdict = self.safety.check(action.values, None if frame.ee_pose is None else frame.ee_pose[:3],
+                                        frame.stale_cameras)
             if verdict.hold:
                 self.adapter.hold()
             else:
@@ -181,12 +184,18 @@ class RobotSide:
         self.counters["teleop_forwarded"] += 1
         self._teleop.put(msg)
 
-    def publish_status(self) -> None:
-        counters = dict(self.safety.counters) | dict(self.counters)
+    def all_counters(self) -> dict[str, int]:
+        """Every counter of this robot side: the safety filter's, its own, and the adapter's (if it counts)."""
+        counters = dict(self.safety.counters) | dict(self.counters) | dict(getattr(self.adapter, "counters", {}))
         counters["actions_refused"] = self.actions.refused
         counters["controls_refused"] = self.controls.refused
+        return {k: int(v) for k, v in counters.items()}
+
+    def publish_status(self) -> None:
+        """Send a Status message: state, counters, latencies and the versions of the last action applied."""
+        counters = self.all_counters()
         self._status.put(Status(time.monotonic_ns(), self.seq, self.running, self.safety.estopped, self.episode_id,
-                                {k: int(v) for k, v in counters.items()}, dict(self.latency_ms), dict(self.versions)))
+                                counters, dict(self.latency_ms), dict(self.versions)))
 
     def run(self, stop: threading.Event | None = None, max_ticks: int | None = None) -> None:
         """Tick at the spec's control rate (or as fast as actions come, when synchronous) until stopped."""

@@ -88,18 +88,18 @@ def depth_frame(seed: int, size=(W, H)) -> np.ndarray:
 
 class Streaming:
     """Pushes ``color`` on ``rig`` at ``fps`` from a thread, as a live camera keeps delivering frames, until
-    closed (a reader waits for a new frame each time: the robot side reads one per control tick)."""
+    closed; frame numbers count from ``first`` (a camera that comes back after a stall goes on counting)."""
 
-    def __init__(self, rig: Rig, color: np.ndarray, fps: float = FPS):
+    def __init__(self, rig: Rig, color: np.ndarray, fps: float = FPS, first: int = 1):
+        self.pushed = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(rig, color, 1.0 / fps), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(rig, color, 1.0 / fps, first), daemon=True)
         self._thread.start()
 
-    def _run(self, rig: Rig, color: np.ndarray, period: float) -> None:
-        number = 0
+    def _run(self, rig: Rig, color: np.ndarray, period: float, first: int) -> None:
         while not self._stop.wait(period):
-            number += 1
-            rig.push(number, time.monotonic() * 1e3, color)
+            rig.push(first + self.pushed, time.monotonic() * 1e3, color)
+            self.pushed += 1
 
     def close(self) -> None:
         """Stop pushing frames."""

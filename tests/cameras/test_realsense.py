@@ -137,20 +137,28 @@ def test_a_mode_the_device_lacks_is_named_with_the_modes_it_has():
 
 
 @needs_pyrealsense2
-def test_with_cameras_adds_the_images_to_a_robot_adapter():
+def test_with_cameras_adds_the_newest_images_to_a_robot_adapter_without_waiting(wait_for):
     from robot_parl.robots.sim.kinematic_arm import KinematicArm
     from robot_parl.robots.spec import load_spec
 
     arm = KinematicArm(load_spec("widowx"))
     rig = Rig()
-    with _open(rig, name="realsense") as cam:
-        adapter = WithCameras(arm, [cam], timeout_s=15.0)
-        rig.push(1, 1.0, color_frame(1), depth_frame(1))
+    adapter = WithCameras(arm, [_open(rig, name="realsense")])
+    try:
+        # nothing delivered yet: the frame comes at once, without the camera, which it names as stale
         frame = adapter.read()
+        assert set(frame.images) == {c.name for c in arm.spec.cameras} and frame.stale_cameras == ["realsense"]
+        for n in (1, 2):
+            rig.push(n, float(n), color_frame(n), depth_frame(n))
+            assert wait_for(lambda n=n: adapter.readers[0].frames == n, 15)
+        frame = adapter.read()
+    finally:
+        adapter.close()
     assert adapter.spec is arm.spec  # the rest is the adapter's own
-    assert set(frame.images) == {c.name for c in arm.spec.cameras} | {"realsense"}
-    np.testing.assert_array_equal(frame.images["realsense"], color_frame(1))
+    assert set(frame.images) == {c.name for c in arm.spec.cameras} | {"realsense"} and frame.stale_cameras == []
+    np.testing.assert_array_equal(frame.images["realsense"], color_frame(2))  # the newest one
     assert frame.image_stamps_ns["realsense"] <= time.monotonic_ns()
+    assert adapter.counters == {"camera_stalls": 0, "camera_errors": 0}
 
 
 # recordings -----------------------------------------------------------------------------------------

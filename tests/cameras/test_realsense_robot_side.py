@@ -4,20 +4,31 @@ before anything runs, with messages that say what to fix."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
 
 import numpy as np
 import pytest
-from realsense_rig import Rig, Streaming, needs_pyrealsense2
+from realsense_rig import Rig, Streaming, color_frame, needs_pyrealsense2
 
 from robot_parl import cli
-from robot_parl.cameras import CameraError, RealSenseCamera, camera_items, realsense_sources, resize_nearest
+from robot_parl.cameras import (
+    CameraError,
+    RealSenseCamera,
+    WithCameras,
+    camera_items,
+    realsense_sources,
+    resize_nearest,
+)
 from robot_parl.robots.remote import RemoteRobotEnv
 from robot_parl.robots.side import RobotSide
+from robot_parl.robots.sim.kinematic_arm import KinematicArm
 from robot_parl.robots.spec import load_spec
+from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
+from robot_parl.transport.messages import Action, Control, Observation, Status
 
 CAMERAS = "cameras=[{name: front, width: 32, height: 24}, {name: wrist, width: 64, height: 48}]"
 
@@ -64,7 +75,7 @@ def test_a_sim_robot_side_with_a_realsense_wrist_camera_sends_its_frames(zenoh_p
     robot_session, client_session = zenoh_pair
     keys = KeySpace("rs", "arm")
     with Streaming(rigs["SYN0042"], _blocks(wrist, 10)):
-        adapter, cameras = cli._robot_adapter(args, spec, "robot", None, open_camera=open_software_device)
+        adapter, to_close = cli._robot_adapter(args, spec, "robot", None, open_camera=open_software_device)
         side = RobotSide(adapter, robot_session, keys, synchronous=True)
         stop = threading.Event()
         thread = threading.Thread(target=side.run, args=(stop,), daemon=True)
@@ -72,6 +83,10 @@ def test_a_sim_robot_side_with_a_realsense_wrist_camera_sends_its_frames(zenoh_p
         env = RemoteRobotEnv(client_session, keys, spec, timeout_s=30)
         try:
             obs, _ = env.reset()
+            for _ in range(100):  # the camera's first frame may come a few steps after the robot side starts
+                if obs["images"]["wrist"].any():
+                    break
+                obs, *_ = env.step(np.zeros(7, np.float32))
             for _ in range(3):
                 obs, *_ = env.step(np.zeros(7, np.float32))
                 # the RealSense's 640x480 frames, resized to the spec's 64x48 wrist camera
@@ -82,10 +97,90 @@ def test_a_sim_robot_side_with_a_realsense_wrist_camera_sends_its_frames(zenoh_p
             stop.set()
             thread.join(10)
             side.close()
-            for camera in cameras:
-                camera.close()
+            for item in to_close:
+                item.close()
     assert opened == [("SYN0042", 640, 480, 30, "wrist")]
-    assert cameras[0].stats()["frames"] >= 4
+    assert adapter.sources[0].stats()["frames"] >= 4
+
+
+class CountingArm(KinematicArm):
+    """The kinematic arm, counting the commands that reach it."""
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.applied = 0
+
+    def apply(self, values: np.ndarray) -> None:
+        self.applied += 1
+        super().apply(values)
+
+
+@needs_pyrealsense2
+def test_a_stalled_or_failed_camera_holds_the_arm_until_frames_come_back(zenoh_pair, wait_for, caplog):
+    caplog.set_level(logging.WARNING, logger="robot_parl.cameras")
+    spec = load_spec("widowx", ["control_rate_hz=20", CAMERAS])
+    arm = CountingArm(spec)
+    rig = Rig("SYN0009")
+    camera = RealSenseCamera.from_device(rig.device, 64, 48, 30, depth=False, name="wrist")
+    adapter = WithCameras(arm, [camera])  # stale after 0.5 s without a frame
+    robot_session, actor_session = zenoh_pair
+    keys = KeySpace("stall", "arm")
+    side = RobotSide(adapter, robot_session, keys, status_every=5)
+    answer = Publisher(actor_session, keys.action, block=True)
+    statuses = Inbox(Status, maxlen=1000)
+    subs = [subscribe(actor_session, keys.obs, Inbox(Observation, on_message=lambda obs: answer.put(
+                Action(obs.seq, np.array([0.0, 0, 0, 0, 0, 0, 1], np.float32))))),
+            subscribe(actor_session, keys.status, statuses)]
+    control = Publisher(actor_session, keys.control, block=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=side.run, args=(stop,), daemon=True)
+
+    def held_while_stale() -> None:
+        # once the robot side holds for the stale camera, it keeps ticking and holding: nothing is applied
+        holds = side.safety.counters["camera_stale_holds"]
+        assert wait_for(lambda: side.safety.counters["camera_stale_holds"] >= holds + 3, 15), side.all_counters()
+        applied, seq = arm.applied, side.seq
+        assert wait_for(lambda: side.seq >= seq + 10, 15) and thread.is_alive()
+        assert arm.applied == applied, side.all_counters()
+
+    try:
+        thread.start()
+        control.put(Control("start", episode_id="ep"))
+        # no frame yet: the robot side holds, and a silence past the stall time counts as a stall
+        held_while_stale()
+        assert wait_for(lambda: adapter.counters["camera_stalls"] >= 1, 15)
+        assert arm.applied == 0 and side.safety.counters["applied"] == 0
+        with Streaming(rig, color_frame(1)) as streaming:
+            assert wait_for(lambda: arm.applied >= 5, 15), side.all_counters()
+        # the camera goes silent: held, whatever the actor answers, and counted
+        held_while_stale()
+        assert adapter.counters["camera_stalls"] >= 2
+        # frames again: acting resumes by itself
+        with Streaming(rig, color_frame(2), first=streaming.pushed + 1):
+            applied = arm.applied
+            assert wait_for(lambda: arm.applied >= applied + 5, 15), side.all_counters()
+            # the device goes away (librealsense raises on a stopped pipeline, as for an unplugged camera)
+            camera._pipe.stop()
+            assert wait_for(lambda: adapter.counters["camera_errors"] >= 1, 15)
+            held_while_stale()
+        assert adapter.counters["camera_stalls"] >= 3 and side.all_counters()["camera_stalls"] >= 3
+        # the stalls and failures reach the Status the robot side publishes
+        assert wait_for(lambda: any(s.counters.get("camera_stalls", 0) >= 3 and s.counters["camera_errors"] >= 1
+                                    for s in statuses.drain()), 15)
+    finally:
+        stop.set()
+        thread.join(10)
+        side.close()
+        for sub in subs:
+            sub.undeclare()
+        # close() stops the camera's reader thread (it is not left reading)
+        closer = threading.Thread(target=adapter.close)
+        closer.start()
+        closer.join(10)
+    assert not thread.is_alive() and not closer.is_alive() and not adapter.readers[0]._thread.is_alive()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("camera 'wrist' (RealSense SYN0009) no frame within" in w for w in warnings), warnings
+    assert any("camera 'wrist' (RealSense SYN0009) failed (RuntimeError: " in w for w in warnings), warnings
 
 
 @needs_pyrealsense2

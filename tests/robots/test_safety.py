@@ -41,6 +41,16 @@ def test_workspace_box_keeps_the_end_effector_inside():
     assert Safety(free).check(np.array([0.02, 0, 0, 0, 0, 0, 0], np.float32)).values[0] > 0
 
 
+def test_a_stale_camera_holds_until_its_images_are_current():
+    s = Safety(_spec())
+    home = np.asarray(s.spec.home_pose[:3])
+    action = np.array([0.01, 0, 0, 0, 0, 0, 0], np.float32)
+    verdict = s.check(action, home, ["wrist"])
+    assert verdict.hold and verdict.reasons == ("camera_stale_holds",) and s.counters["applied"] == 0
+    assert s.check(action, home, []).values[0] == pytest.approx(0.01)
+    assert s.counters["camera_stale_holds"] == 1 and s.counters["holds"] == 1 and s.counters["applied"] == 1
+
+
 def test_estop_latch_holds_until_cleared():
     s = Safety(_spec())
     s.estop("button")

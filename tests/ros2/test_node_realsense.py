@@ -52,6 +52,10 @@ def test_a_realsense_feeds_the_node_directly(ros_node, tmp_path):
         env = RemoteRobotEnv(session, KeySpace("rs", "robot0"), load_spec("widowx", overrides), timeout_s=30)
         try:
             obs, _ = env.reset()
+            for _ in range(100):  # the camera's first frame may come a few ticks after the node starts
+                if obs["images"]["wrist"].any():
+                    break
+                obs, *_ = env.step(np.zeros(7, np.float32))
             np.testing.assert_array_equal(obs["images"]["wrist"], wrist)
             # the ROS camera has no publisher: zeros, as before, next to the RealSense's frames
             assert obs["images"]["front"].shape == (6, 8, 3) and not obs["images"]["front"].any()
@@ -64,9 +68,11 @@ def test_a_realsense_feeds_the_node_directly(ros_node, tmp_path):
     assert not thread.is_alive() and done, "run() did not return"
     assert opened == [("SYN0007", 640, 480, 30, "wrist")]
     adapter = done[0].adapter
-    # the ROS adapter counts only the camera it delivers as missing; the RealSense was read every tick and closed
+    # the ROS adapter counts only the camera it delivers as missing; the RealSense was read on its own thread,
+    # which run() stopped before closing the device
     assert adapter.adapter.counters["missing_frames"] == done[0].seq
-    assert adapter.sources[0].stats()["frames"] >= done[0].seq
+    assert adapter.readers[0].frames > 0 and not adapter.readers[0]._thread.is_alive()
+    assert {"camera_stalls", "camera_errors", "missing_frames"} <= set(done[0].all_counters())  # the diagnostics'
     with pytest.raises(CameraError, match="closed"):
         adapter.sources[0].read(timeout_s=0.1)
 

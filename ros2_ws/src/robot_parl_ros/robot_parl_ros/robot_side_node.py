@@ -26,11 +26,11 @@ from robot_parl_ros.params import declare
 from robot_parl_ros.ros_adapter import RosAdapter
 
 
-def _diagnostics(node: Node, side: RobotSide, adapter: RosAdapter, topic: str):
+def _diagnostics(node: Node, side: RobotSide, topic: str):
     pub = node.create_publisher(DiagnosticArray, topic, 10)
 
     def publish() -> None:
-        counters = dict(side.safety.counters) | dict(side.counters) | dict(adapter.counters)
+        counters = side.all_counters()
         status = DiagnosticStatus(name=f"robot_parl/{side.keys.robot}", hardware_id=side.spec.name,
                                   level=DiagnosticStatus.ERROR if side.safety.estopped else DiagnosticStatus.OK,
                                   message="e-stop latched" if side.safety.estopped else
@@ -85,12 +85,12 @@ def run(node: Node, stop: threading.Event, open_camera: Callable[..., CameraSour
         sources = realsense_sources(params.realsense_cameras, spec, "realsense_cameras", open_camera)
     except (ValueError, CameraError, ImportError) as err:
         raise ParameterError(str(err)) from err
-    adapter = WithCameras(ros, sources) if sources else ros
+    adapter = WithCameras(ros, sources, params.realsense_stall_s) if sources else ros
     session = open_session(TransportConfig(listen=params.listen, connect=params.connect))
     side = RobotSide(adapter, session, KeySpace(params.session, params.robot), synchronous=params.synchronous,
                      instruction=params.instruction)
     ros.side = side
-    _diagnostics(node, side, ros, params.diagnostics_topic)
+    _diagnostics(node, side, params.diagnostics_topic)
     _camera_infos(node, side)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
@@ -103,8 +103,8 @@ def run(node: Node, stop: threading.Event, open_camera: Callable[..., CameraSour
         side.run(stop)
     finally:
         side.close()
-        for source in sources:
-            source.close()
+        if sources:
+            adapter.close()  # the camera readers, then the devices
         session.close()
         # stop spinning and wait for the executor's thread before tearing the node down: a C++ thread still
         # running at interpreter exit aborts the process
