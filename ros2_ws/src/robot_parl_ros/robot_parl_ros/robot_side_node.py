@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 
@@ -92,7 +92,9 @@ def run(node: Node, stop: threading.Event, open_camera: Callable[..., CameraSour
     ros.side = side
     _diagnostics(node, side, params.diagnostics_topic)
     _camera_infos(node, side)
-    executor = MultiThreadedExecutor(num_threads=2)
+    # one thread: rclpy's MultiThreadedExecutor hands each callback to a pool, which delayed camera frames by
+    # 6-8 ms here (benchmarks/ros2.py); no callback blocks, and the reset service is awaited from the tick thread
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
