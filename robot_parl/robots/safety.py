@@ -2,11 +2,12 @@
 
 Every action passes :meth:`Safety.check` before it reaches hardware or a simulator:
 NaN/inf -> rejected (hold); outside the bounds -> clipped; more change than ``max_change`` from the
-previous command -> limited; a translation that would leave the workspace box -> shortened to stay
-inside; with a workspace box but no end-effector pose (a pose topic or TF chain not yet heard or gone
-stale) -> held, since the box cannot be checked; while a camera's image is stale (stalled, failed or not
-seen yet) -> held, since the action answers an image of the past. The watchdog asks for a hold when no
-valid action answered before the tick's deadline. The e-stop latch holds until an explicit clear. Every
+previous command (from rest, zero motion, at an episode's start and after any hold) -> limited; a
+translation that would leave the workspace box -> shortened to stay inside; with a workspace box but no
+end-effector pose (a pose topic or TF chain not yet heard or gone stale) -> held, since the box cannot be
+checked; while a camera's image is stale (stalled, failed or not seen yet) -> held, since the action
+answers an image of the past. The watchdog asks for a hold when no valid action answered before the
+tick's deadline. The e-stop latch holds until an explicit clear. Every
 intervention is counted; the counts go into Status messages.
 """
 
@@ -44,7 +45,9 @@ class Safety:
         self.max_change = np.asarray(spec.action.max_change, dtype=np.float64)
         self.counters: Counter[str] = Counter()
         self.estop_reason = ""
-        self._previous: np.ndarray | None = None
+        # At rest the arm's deltas are zero; a gripper's command is a position, so its first one is free (NaN).
+        self._rest = np.array([np.nan if "gripper" in name else 0.0 for name in spec.action.names])
+        self._previous = self._rest.copy()
 
     # e-stop -------------------------------------------------------------------------------------
 
@@ -61,19 +64,21 @@ class Safety:
     def clear_estop(self) -> None:
         """The only way out of an e-stop. The rate limiter restarts from rest."""
         self.estop_reason = ""
-        self._previous = None
+        self._previous = self._rest.copy()
 
     # commands -----------------------------------------------------------------------------------
 
     def hold(self, reason: str) -> Verdict:
-        """Record a hold (watchdog miss, stale action, no action) without a command to check."""
+        """Record a hold (watchdog miss, stale action, no action) without a command to check. The arm stops,
+        so the next command is rate-limited from rest."""
+        self._previous = self._rest.copy()
         self.counters[reason] += 1
         self.counters["holds"] += 1
         return Verdict(None, (reason,))
 
     def reset(self) -> None:
-        """Forget the previous command (a new episode starts from rest)."""
-        self._previous = None
+        """Forget the previous command: a new episode starts from rest."""
+        self._previous = self._rest.copy()
 
     def check(self, action: np.ndarray, ee_position: np.ndarray | None = None,
               stale_cameras: Sequence[str] = ()) -> Verdict:
@@ -97,11 +102,11 @@ class Safety:
         clipped = np.clip(a, self.low, self.high)
         if not np.array_equal(clipped, a):
             reasons.append("clipped")
-        if self._previous is not None:
-            limited = np.clip(clipped, self._previous - self.max_change, self._previous + self.max_change)
-            if not np.array_equal(limited, clipped):
-                reasons.append("rate_limited")
-            clipped = limited
+        prev = self._previous
+        limited = np.where(np.isnan(prev), clipped, np.clip(clipped, prev - self.max_change, prev + self.max_change))
+        if not np.array_equal(limited, clipped):
+            reasons.append("rate_limited")
+        clipped = limited
         ws = self.spec.workspace
         if ws.enabled:
             target = np.asarray(ee_position[:3], dtype=np.float64) + clipped[:3]

@@ -26,6 +26,20 @@ def test_clipping_rate_limit_and_nonfinite():
     assert s.counters["clipped"] == 1 and s.counters["rate_limited"] == 1 and s.counters["applied"] == 2
 
 
+def test_rate_limit_ramps_up_from_rest_at_the_start_and_after_every_hold():
+    spec = _spec()
+    spec.action.max_change[0] = 0.005  # smoother than the bound: 0.02 takes four steps from rest
+    s = Safety(spec)
+    x = np.array([0.02, 0, 0, 0, 0, 0, 0.3], np.float32)
+    ramp = [s.check(x, CENTRE).values for _ in range(5)]
+    np.testing.assert_allclose([v[0] for v in ramp], [0.005, 0.01, 0.015, 0.02, 0.02], atol=1e-7)
+    assert ramp[0][6] == pytest.approx(0.3)  # the gripper's first command is a position: not limited from 0
+    s.hold("missed_deadline")  # the arm stopped: the next command starts from rest again
+    assert s.check(x, CENTRE).values[0] == pytest.approx(0.005)
+    s.reset()
+    assert s.check(x, CENTRE).values[0] == pytest.approx(0.005)
+
+
 def test_workspace_box_keeps_the_end_effector_inside():
     s = Safety(_spec())  # box x in [0.15, 0.45]
     v = s.check(np.array([0.02, 0, 0, 0, 0, 0, 0], np.float32), ee_position=np.array([0.44, 0.0, 0.2]))
