@@ -72,8 +72,8 @@ def test_sim_robot_through_the_robot_side_node(robot_side, ros_node, tmp_path):
 
 def test_gripper_trajectory_stamped_teleop_and_camera_info(robot_side, ros_node, tmp_path):
     from geometry_msgs.msg import TwistStamped
-    from rclpy.qos import DurabilityPolicy, QoSProfile
-    from sensor_msgs.msg import CameraInfo
+    from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
     from trajectory_msgs.msg import JointTrajectory
 
     from robot_parl.calibration.calib_file import CameraCalibration, save_calibration
@@ -84,22 +84,29 @@ def test_gripper_trajectory_stamped_teleop_and_camera_info(robot_side, ros_node,
                                                      distortion=[-0.1, 0.01, 0.0, 0.0, 0.0]), tmp_path / "front.yaml")
     camera = f"cameras=[{{name: front, width: 48, height: 48, calibration: {calibration}}}]"
     # no pose source here: without a workspace box the node needs no pose to command the arm
-    side = robot_side("grip", "widowx", [camera, "control_rate_hz=20", NO_BOX],
+    side = robot_side("grip", "widowx", [camera, "control_rate_hz=20", NO_BOX], "cameras:=['front=cam/image_raw']",
                       "gripper_topic:=gripper/trajectory", "gripper_joints:=['left', 'right']",
                       "teleop_twist_topic:=spacenav/twist", "teleop_twist_stamped:=true")
     env, node = side.env, ros_node
     trajectories = []
     node.create_subscription(JointTrajectory, "gripper/trajectory", trajectories.append, 10)
+    frames = node.create_publisher(Image, "cam/image_raw", qos_profile_sensor_data)
+    frame = Image(encoding="rgb8", height=48, width=64, step=192, data=b"\x40" * (48 * 192))
     teleop_pub = node.create_publisher(TwistStamped, "spacenav/twist", 10)
     infos = {}
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     for topic in ("robot_parl/front/camera_info", "robot_parl/front/rectified/camera_info"):
         node.create_subscription(CameraInfo, topic, lambda m, t=topic: infos.__setitem__(t, m), latched)
     env.reset()
-    # keep commanding until discovery has matched the test's subscriber (earlier commands are not queued);
-    # spinning must not block: an action answering an observation a tick old is dropped as stale
-    wait_until(lambda: (env.step(np.array([0, 0, 0, 0, 0, 0, 0.25], np.float32)),
-                   rclpy.spin_once(node, timeout_sec=0), trajectories)[2], 20, "a gripper trajectory")
+    # the camera has sent nothing yet: the node holds rather than act on a black image
+    wait_until(lambda: (env.step(np.array([0, 0, 0, 0, 0, 0, 0.25], np.float32)), env.robot_status is not None and
+                        env.robot_status.counters.get("camera_stale_holds", 0) >= 3)[1], 20, "holds without frames")
+    rclpy.spin_once(node, timeout_sec=0.1)
+    assert not trajectories and env.robot_status.counters["missing_frames"] >= 3
+    # keep commanding (with frames) until discovery has matched the test's subscriber (earlier commands are not
+    # queued); spinning must not block: an action answering an observation a tick old is dropped as stale
+    wait_until(lambda: (frames.publish(frame), env.step(np.array([0, 0, 0, 0, 0, 0, 0.25], np.float32)),
+                        rclpy.spin_once(node, timeout_sec=0), trajectories)[3], 20, "a gripper trajectory")
     assert trajectories[-1].joint_names == ["left", "right"]
     assert list(trajectories[-1].points[0].positions) == [0.25, 0.25]
     msg = TwistStamped()
@@ -115,12 +122,17 @@ def test_gripper_trajectory_stamped_teleop_and_camera_info(robot_side, ros_node,
     np.testing.assert_allclose(rectified.d, 0)
     obs, *_ = env.step(np.zeros(7, np.float32))
     assert obs["images"]["front"].shape == (48, 48, 3)  # rectified and resized to the spec's size
+    # the camera stops: after camera_stall_s (0.5 s) the node holds again and says why
+    stalled = env.robot_status.counters.get("stalled_frames", 0)
+    wait_until(lambda: (env.step(np.zeros(7, np.float32)),
+                        env.robot_status.counters.get("stalled_frames", 0) > stalled)[1], 20, "a stalled camera")
+    assert "camera front: no frame for" in (tmp_path / "robot_side_node.log").read_text()
 
 
 def test_commands_arrive_clipped_and_the_watchdog_sends_zero_twist(robot_side, ros_node):
     from geometry_msgs.msg import PoseStamped, TwistStamped
 
-    env = robot_side("clip", "widowx", [CAMERA, "control_rate_hz=20"], "twist_topic:=arm/cmd_vel",
+    env = robot_side("clip", "widowx", ["cameras=[]", "control_rate_hz=20"], "twist_topic:=arm/cmd_vel",
                      "ee_pose_topic:=arm/ee_pose").env
     node = ros_node
     twists = []

@@ -24,7 +24,8 @@ class RobotSideParams:
     tf_base_frame: str = "base_link"
     tf_max_age_s: float = 0.5  # a /tf transform on the chain older than this (ROS clock) leaves the pose unknown
     realsense_cameras: list[str] = field(default_factory=list)  # "name=serial": read by pyrealsense2, no ROS driver
-    realsense_stall_s: float = 0.5  # a RealSense without a new frame for this long holds the arm until it delivers
+    # a camera (topic or RealSense) without a new frame for this long, or none yet, holds the arm until it delivers
+    camera_stall_s: float = 0.5
     twist_topic: str = "cmd_vel"  # velocity mode
     twist_stamped: bool = True  # TwistStamped (else Twist)
     pose_topic: str = "target_pose"  # pose mode: geometry_msgs/PoseStamped targets

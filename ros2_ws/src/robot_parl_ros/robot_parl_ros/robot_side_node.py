@@ -85,7 +85,7 @@ def run(node: Node, stop: threading.Event, open_camera: Callable[..., CameraSour
         sources = realsense_sources(params.realsense_cameras, spec, "realsense_cameras", open_camera)
     except (ValueError, CameraError, ImportError) as err:
         raise ParameterError(str(err)) from err
-    adapter = WithCameras(ros, sources, params.realsense_stall_s) if sources else ros
+    adapter = WithCameras(ros, sources, params.camera_stall_s) if sources else ros
     session = open_session(TransportConfig(listen=params.listen, connect=params.connect))
     side = RobotSide(adapter, session, KeySpace(params.session, params.robot), synchronous=params.synchronous,
                      instruction=params.instruction)

@@ -159,7 +159,7 @@ class RosAdapter:
             frames, arrived = dict(self._frames), dict(self._arrived)
             self._arrived.clear()
             joints, pose = dict(self._joints), self._pose
-        images, stamps = {}, {}
+        images, stamps, stale = {}, {}, []
         newest = max((stamp for _, stamp in frames.values()), default=now)
         for camera in self.spec.cameras:
             if camera.name in self._direct:
@@ -168,8 +168,16 @@ class RosAdapter:
             if camera.name not in frames:
                 self.counters["missing_frames"] += 1
                 images[camera.name], stamps[camera.name] = np.zeros((height, width, 3), np.uint8), now
+                stale.append(camera.name)
                 continue
             image, stamp = frames[camera.name]
+            if now - stamp > self.params.camera_stall_s * 1e9:
+                # the driver stopped (or lost its frames): acting on an old image would act on the past
+                self.counters["stalled_frames"] += 1
+                stale.append(camera.name)
+                self.node.get_logger().warning(f"camera {camera.name}: no frame for {(now - stamp) * 1e-9:.2f} s "
+                                               f"(camera_stall_s {self.params.camera_stall_s}): holding the arm",
+                                               throttle_duration_sec=5.0)
             if image.ndim == 2:  # depth is not an RGB camera input
                 image = np.repeat((image >> 8).astype(np.uint8)[..., None], 3, axis=2)
             images[camera.name] = resize_nearest(image, height, width)
@@ -177,7 +185,7 @@ class RosAdapter:
             self.counters["dropped_frames"] += max(arrived.get(camera.name, 0) - 1, 0)
             if newest - stamp > self.params.max_skew_s * 1e9:
                 self.counters["late_frames"] += 1
-        return SensorFrame(now, self._proprio(joints, pose), images, stamps, pose)
+        return SensorFrame(now, self._proprio(joints, pose), images, stamps, pose, stale_cameras=stale)
 
     def _proprio(self, joints: dict[str, float], pose: np.ndarray | None) -> np.ndarray:
         values = []
