@@ -1,4 +1,9 @@
-"""What the learning benchmarks share: their command line, the policy x seed grid, and the JSON + PNG output."""
+"""What the learning benchmarks share: their command line, the policy x seed grid, and the JSON + PNG output.
+
+A grid takes CPU-hours on this kind of machine, so it is resumable: the results file is rewritten after every
+(policy class, seed) run, and a later call with the same overrides keeps the runs the file already holds and
+runs only the missing ones (e.g. one seed per session: ``--seeds 1``, then ``--seeds 2``).
+"""
 
 from __future__ import annotations
 
@@ -23,22 +28,42 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--policies", nargs="+", default=["diffusion", "autoregressive"])
     p.add_argument("--quick", action="store_true", help="one seed, one policy, a short budget (smoke run)")
+    p.add_argument("--fresh", action="store_true", help="ignore the runs an existing --json file holds")
     p.add_argument("overrides", nargs="*", help="dotted SessionConfig overrides")
     return p
 
 
-def run_grid(policies: list[str], seeds: list[int], overrides: list[str],
-             run: Callable[[SessionConfig, Path], dict]) -> tuple[list[dict], SessionConfig]:
-    """``run`` once per policy class and seed (1 CPU thread); returns the runs and the last config."""
+def previous_runs(path: str, **settings) -> list[dict]:
+    """The runs an earlier results file at ``path`` holds, if its ``settings`` (fields of the file, e.g.
+    ``overrides``) are the same as now; else none."""
+    if not Path(path).exists():
+        return []
+    old = json.loads(Path(path).read_text())
+    changed = {k: old.get(k) for k, v in settings.items() if old.get(k) != v}
+    if changed:
+        print(f"{path} was made with other settings ({changed}): not resuming from it", flush=True)
+        return []
+    return list(old["runs"])
+
+
+def run_grid(policies: list[str], seeds: list[int], overrides: list[str], run: Callable[[SessionConfig, Path], dict],
+             save: Callable[[list[dict], SessionConfig], None], previous: list[dict] = ()) -> list[dict]:
+    """``run`` once per policy class and seed (1 CPU thread) that ``previous`` has no run of, calling
+    ``save(all runs so far, config)`` after each; returns all runs (``previous`` first)."""
     torch.set_num_threads(1)
-    runs = []
+    runs = list(previous)
+    done = {(r["policy"], r["seed"]) for r in runs}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in policies:
             for seed in seeds:
                 cfg = typed_config.load(SessionConfig, overrides=[f"seed={seed}", f"policy.kind={kind}", *overrides])
+                if (kind, seed) in done:
+                    print(f"== {kind}, seed {seed}: kept from the results file", flush=True)
+                    continue
                 print(f"== {kind}, seed {seed}", flush=True)
                 runs.append(run(cfg, Path(tmp) / f"{kind}_{seed}"))
-    return runs, cfg
+                save(runs, cfg)
+    return runs
 
 
 def write_results(path: str, out: dict, curve_methods: tuple[str, ...], title: str) -> None:

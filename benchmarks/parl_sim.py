@@ -104,11 +104,17 @@ def main() -> None:
         seeds, policies, final_episodes = seeds[:1], policies[:1], min(final_episodes, 50)
         overrides = [*DEFAULTS, "online.episodes=20", "online.eval_every=10", "online.eval_episodes=20",
                      "demos.bc_steps=300", "parl.schedule.offline_steps=100", *args.overrides]
-    runs, cfg = learning_grid.run_grid(policies, seeds, overrides,
-                                       lambda c, out_dir: run_seed(c, out_dir, final_episodes))
-    out = {"benchmark": "parl_sim", "config": typed_config.to_dict(cfg), "overrides": overrides,
-           "final_episodes": final_episodes, "summary": summarize(runs), "runs": runs}
-    learning_grid.write_results(args.json, out, ("parl", "rerank", "filtered_bc"), "Pick (state): PA-RL vs baselines")
+
+    def save(runs: list[dict], cfg) -> None:
+        out = {"benchmark": "parl_sim", "config": typed_config.to_dict(cfg), "overrides": overrides,
+               "final_episodes": final_episodes, "summary": summarize(runs), "runs": runs}
+        learning_grid.write_results(args.json, out, ("parl", "rerank", "filtered_bc"),
+                                    "Pick (state): PA-RL vs baselines")
+
+    previous = [] if args.fresh else learning_grid.previous_runs(args.json, overrides=overrides,
+                                                                  final_episodes=final_episodes)
+    learning_grid.run_grid(policies, seeds, overrides, lambda c, out_dir: run_seed(c, out_dir, final_episodes), save,
+                           previous)
 
 
 if __name__ == "__main__":

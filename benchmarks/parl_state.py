@@ -45,10 +45,14 @@ def main() -> None:
         seeds, policies = seeds[:1], policies[:1]
         overrides = ["online.episodes=40", "online.eval_every=20", "demos.bc_steps=500",
                      "parl.schedule.offline_steps=200", *overrides]
-    runs, cfg = learning_grid.run_grid(policies, seeds, overrides, compare_methods)
-    out = {"benchmark": "parl_state", "config": typed_config.to_dict(cfg), "overrides": overrides,
-           "summary": summarize(runs), "runs": runs}
-    learning_grid.write_results(args.json, out, ("parl", "rerank"), "PointReach: PA-RL vs re-ranking")
+
+    def save(runs: list[dict], cfg) -> None:
+        out = {"benchmark": "parl_state", "config": typed_config.to_dict(cfg), "overrides": overrides,
+               "summary": summarize(runs), "runs": runs}
+        learning_grid.write_results(args.json, out, ("parl", "rerank"), "PointReach: PA-RL vs re-ranking")
+
+    previous = [] if args.fresh else learning_grid.previous_runs(args.json, overrides=overrides)
+    learning_grid.run_grid(policies, seeds, overrides, compare_methods, save, previous)
 
 
 if __name__ == "__main__":

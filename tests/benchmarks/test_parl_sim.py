@@ -1,6 +1,9 @@
 """The pick learning benchmark's plumbing on a tiny budget: every method runs from the shared pretraining,
 the self-imitation baseline trains only on successes, and the summary states the goal honestly."""
 
+import json
+
+import pytest
 import torch
 
 from benchmarks.parl_sim import METHODS, filtered_bc, run_seed, summarize
@@ -54,3 +57,37 @@ def test_summary_means_gains_and_goal():
     assert not a["goal_parl_at_least_80"] and not a["goal_twice_rerank_gain"]  # gain 0.4 < 2 x 0.3
     # no gain at all never counts as "twice re-ranking's gain"
     assert not summarize([_run("diffusion", 0, 0.3, 0.3, 0.3, 0.3)])["diffusion"]["goal_twice_rerank_gain"]
+
+
+def test_the_grid_saves_after_every_run_and_resumes_with_the_same_settings(tmp_path):
+    from benchmarks import learning_grid
+
+    path, overrides = str(tmp_path / "grid.json"), ["env=pick", "online.episodes=4"]
+    ran, saved = [], []
+
+    class SessionEnded(Exception):
+        pass
+
+    def run(cfg, out_dir):
+        if (cfg.policy.kind, cfg.seed) == ("autoregressive", 1):
+            raise SessionEnded  # the session ends mid-grid
+        ran.append((cfg.policy.kind, cfg.seed))
+        return {"policy": cfg.policy.kind, "seed": cfg.seed, "final": cfg.online.episodes}
+
+    def save(runs, cfg):
+        saved.append(len(runs))
+        (tmp_path / "grid.json").write_text(json.dumps({"overrides": overrides, "runs": runs}))
+
+    with pytest.raises(SessionEnded):
+        learning_grid.run_grid(["diffusion", "autoregressive"], [0, 1], overrides, run, save,
+                               learning_grid.previous_runs(path, overrides=overrides))
+    assert ran == [("diffusion", 0), ("diffusion", 1), ("autoregressive", 0)] and saved == [1, 2, 3]
+    # the next session runs only what is missing, and the file ends with every run once
+    ran.clear()
+    runs = learning_grid.run_grid(["diffusion"], [0, 1, 2], overrides, run, save,
+                                  learning_grid.previous_runs(path, overrides=overrides))
+    assert ran == [("diffusion", 2)] and len(runs) == 4
+    assert {(r["policy"], r["seed"]) for r in json.loads((tmp_path / "grid.json").read_text())["runs"]} == \
+        {("diffusion", 0), ("diffusion", 1), ("autoregressive", 0), ("diffusion", 2)}
+    # other settings: nothing is kept
+    assert learning_grid.previous_runs(path, overrides=["env=push"]) == []
