@@ -177,7 +177,6 @@ def _collect(args: argparse.Namespace) -> int:
     if args.realsense and not args.sim:
         raise SystemExit("robot-parl collect: --realsense needs --sim (it adds cameras to the robot side that collect "
                          "starts; give it to `robot-parl robot` or the ROS node's realsense_cameras otherwise)")
-    store = open_store_for(args.store, spec)
     with ExitStack() as stack:
         connect = args.connect
         if args.sim:  # a simulated robot side in this process, on its own zenoh session
@@ -215,6 +214,8 @@ def _collect(args: argparse.Namespace) -> int:
         else:
             device = Keyboard(low, high)
         stack.callback(device.close)
+        # only once the robot side and the device are up: a bad camera or device leaves no empty store behind
+        store = open_store_for(args.store, spec)
         writer = stack.enter_context(store.writer(f"robot-parl collect ({device.name})"))
         if args.device != "expert":
             print(HELP, file=sys.stderr)

@@ -221,3 +221,4 @@ def test_unknown_cameras_and_serials_fail_before_the_robot_side_runs(tmp_path):
     run = _cli("collect", "--store", str(tmp_path / "demos"), "--sim", "pick", "--device", "expert",
                "--realsense", "wrist=NOPE")
     assert run.returncode != 0 and "robot-parl collect: RealSense serial 'NOPE' not found" in run.stderr
+    assert not (tmp_path / "demos").exists()  # refused before a store was made
