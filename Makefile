@@ -36,7 +36,7 @@ $(ROS_STAMP): pyproject.toml tests/ros2/msgs/build.sh
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/robot-parl demo --out runs/demo
+	$(VENV)/bin/robot-parl demo --out runs/demo --config configs/demo-pick.yaml --threads 2
 	$(VENV)/bin/robot-parl demo --out runs/demo-tiny-vla --config configs/demo-tiny-vla.yaml --tiny-vla
 
 test: $(STAMP) $(ROS_STAMP)

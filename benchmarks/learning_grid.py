@@ -2,7 +2,8 @@
 
 A grid takes CPU-hours on this kind of machine, so it is resumable: the results file is rewritten after every
 (policy class, seed) run, and a later call with the same overrides keeps the runs the file already holds and
-runs only the missing ones (e.g. one seed per session: ``--seeds 1``, then ``--seeds 2``).
+runs only the missing ones (e.g. one seed per session: ``--seeds 1``, then ``--seeds 2``). Runs made in parallel
+processes (one per core, each with its own ``--json``) are combined with ``--merge``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--policies", nargs="+", default=["diffusion", "autoregressive"])
     p.add_argument("--quick", action="store_true", help="one seed, one policy, a short budget (smoke run)")
     p.add_argument("--fresh", action="store_true", help="ignore the runs an existing --json file holds")
+    p.add_argument("--merge", nargs="+", default=[], metavar="FILE",
+                   help="results files of other processes, made with the same settings: their runs are kept too")
     p.add_argument("overrides", nargs="*", help="dotted SessionConfig overrides")
     return p
 
@@ -38,18 +41,40 @@ def previous_runs(path: str, **settings) -> list[dict]:
     ``overrides``) are the same as now; else none."""
     if not Path(path).exists():
         return []
-    old = json.loads(Path(path).read_text())
-    changed = {k: old.get(k) for k, v in settings.items() if old.get(k) != v}
+    changed = _changed_settings(path, settings)
     if changed:
         print(f"{path} was made with other settings ({changed}): not resuming from it", flush=True)
         return []
-    return list(old["runs"])
+    return list(json.loads(Path(path).read_text())["runs"])
+
+
+def kept_runs(args: argparse.Namespace, **settings) -> list[dict]:
+    """The runs a grid keeps: those of ``--json`` (unless ``--fresh``) and of every ``--merge`` file, one per
+    (policy class, seed), the first seen. A merge file made with other settings is an error, not skipped."""
+    runs = [] if args.fresh else previous_runs(args.json, **settings)
+    for path in args.merge:
+        if not Path(path).is_file():
+            raise SystemExit(f"--merge {path}: no such results file")
+        changed = _changed_settings(path, settings)
+        if changed:
+            raise SystemExit(f"--merge {path} was made with other settings: {changed} (expected {settings})")
+        runs += json.loads(Path(path).read_text())["runs"]
+    first: dict[tuple[str, int], dict] = {}
+    for r in runs:
+        first.setdefault((r["policy"], r["seed"]), r)
+    return list(first.values())
+
+
+def _changed_settings(path: str, settings: dict) -> dict:
+    old = json.loads(Path(path).read_text())
+    return {k: old.get(k) for k, v in settings.items() if old.get(k) != v}
 
 
 def run_grid(policies: list[str], seeds: list[int], overrides: list[str], run: Callable[[SessionConfig, Path], dict],
              save: Callable[[list[dict], SessionConfig], None], previous: list[dict] = ()) -> list[dict]:
     """``run`` once per policy class and seed (1 CPU thread) that ``previous`` has no run of, calling
-    ``save(all runs so far, config)`` after each; returns all runs (``previous`` first)."""
+    ``save(all runs so far, config)`` after each and once at the end (so kept or merged runs are written even
+    when nothing is left to run); returns all runs (``previous`` first)."""
     torch.set_num_threads(1)
     runs = list(previous)
     done = {(r["policy"], r["seed"]) for r in runs}
@@ -63,6 +88,8 @@ def run_grid(policies: list[str], seeds: list[int], overrides: list[str], run: C
                 print(f"== {kind}, seed {seed}", flush=True)
                 runs.append(run(cfg, Path(tmp) / f"{kind}_{seed}"))
                 save(runs, cfg)
+    if runs:
+        save(runs, cfg)
     return runs
 
 

@@ -51,8 +51,8 @@ def main() -> None:
                "summary": summarize(runs), "runs": runs}
         learning_grid.write_results(args.json, out, ("parl", "rerank"), "PointReach: PA-RL vs re-ranking")
 
-    previous = [] if args.fresh else learning_grid.previous_runs(args.json, overrides=overrides)
-    learning_grid.run_grid(policies, seeds, overrides, compare_methods, save, previous)
+    learning_grid.run_grid(policies, seeds, overrides, compare_methods, save,
+                           learning_grid.kept_runs(args, overrides=overrides))
 
 
 if __name__ == "__main__":

@@ -91,3 +91,35 @@ def test_the_grid_saves_after_every_run_and_resumes_with_the_same_settings(tmp_p
         {("diffusion", 0), ("diffusion", 1), ("autoregressive", 0), ("diffusion", 2)}
     # other settings: nothing is kept
     assert learning_grid.previous_runs(path, overrides=["env=push"]) == []
+
+
+def test_runs_of_parallel_processes_are_merged_once_each_and_other_settings_are_refused(tmp_path):
+    from benchmarks import learning_grid
+
+    overrides = ["env=pick", "online.episodes=4"]
+
+    def results(name, runs, settings=overrides):
+        path = tmp_path / name
+        path.write_text(json.dumps({"overrides": settings, "runs": [{"policy": k, "seed": s} for k, s in runs]}))
+        return str(path)
+
+    main = results("main.json", [("diffusion", 0)])
+    other = results("other.json", [("autoregressive", 0), ("diffusion", 0)])
+    args = learning_grid.parser("").parse_args(["--json", main, "--merge", other])
+    kept = learning_grid.kept_runs(args, overrides=overrides)
+    assert [(r["policy"], r["seed"]) for r in kept] == [("diffusion", 0), ("autoregressive", 0)]
+    # merged runs are written even when nothing is left to run
+    written = []
+    learning_grid.run_grid(["diffusion", "autoregressive"], [0], overrides, None,
+                           lambda runs, cfg: written.append(runs), kept)
+    assert written == [kept]
+    fresh = learning_grid.parser("").parse_args(["--json", main, "--fresh", "--merge", other])
+    assert [(r["policy"], r["seed"]) for r in learning_grid.kept_runs(fresh, overrides=overrides)] == \
+        [("autoregressive", 0), ("diffusion", 0)]
+    stale = results("stale.json", [("diffusion", 1)], settings=["env=push"])
+    with pytest.raises(SystemExit, match="stale.json was made with other settings"):
+        learning_grid.kept_runs(learning_grid.parser("").parse_args(["--json", main, "--merge", stale]),
+                                overrides=overrides)
+    with pytest.raises(SystemExit, match="no such results file"):
+        learning_grid.kept_runs(learning_grid.parser("").parse_args(["--json", main, "--merge", str(tmp_path / "x")]),
+                                overrides=overrides)
