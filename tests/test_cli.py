@@ -21,6 +21,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     res = _run("demo", "--out", str(out), *TINY)
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["task"] == "point_reach"
     assert [p["online_episodes"] for p in summary["curve"]] == [0, 2, 4]
     assert 0.0 <= summary["success_after"]["agent"] <= 1.0
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
@@ -31,6 +32,18 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert [p["online_episodes"] for p in summary["curve"]] == [0, 2, 4, 6]
+
+
+def test_make_demo_config_runs_pick_with_a_diffusion_policy(tmp_path):
+    # `make demo`'s part 1 on a tiny budget: its config file loads and runs the MuJoCo pick task end to end
+    out = tmp_path / "pick"
+    res = _run("demo", "--out", str(out), "--config", "configs/demo-pick.yaml", *TINY, "tabletop.horizon=20")
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["task"], summary["policy"], summary["method"]) == ("pick", "diffusion", "parl")
+    assert [p["online_episodes"] for p in summary["curve"]] == [0, 2, 4]
+    assert summary["curve"][-1]["critic_updates"] == 5 + 4 * summary["curve"][-1]["env_steps"]
+    assert "success before: policy" in res.stdout and "success after:" in res.stdout
 
 
 def test_bad_config_fails_before_running(tmp_path):
