@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from robot_parl import typed_config
-from robot_parl.eval.curves import plot_success_curves
+from robot_parl.eval.curves import plot_seed_bands
 from robot_parl.files import atomic_write
 from robot_parl.runtime.local_session import SessionConfig
 
@@ -94,9 +94,12 @@ def run_grid(policies: list[str], seeds: list[int], overrides: list[str], run: C
 
 
 def write_results(path: str, out: dict, curve_methods: tuple[str, ...], title: str) -> None:
-    """The JSON (``out`` holds "runs" and "summary") and one success curve per run and method as PNG."""
+    """The JSON (``out`` holds "runs" and "summary") and a PNG: a panel per policy class, a line per method
+    (mean success over the seeds, their range shaded)."""
     atomic_write(path, lambda f: f.write(json.dumps(out, indent=1)), mode="w")
-    runs = out["runs"]
-    curves = {f"{r['policy']} s{r['seed']} {m}": r[m] for r in runs for m in curve_methods}
-    plot_success_curves(curves, Path(path).with_suffix(".png"), title)
+    panels: dict[str, dict[str, list[list[dict]]]] = {}
+    for r in out["runs"]:
+        for m in curve_methods:
+            panels.setdefault(r["policy"], {}).setdefault(m, []).append(r[m])
+    plot_seed_bands(panels, Path(path).with_suffix(".png"), title)
     print(json.dumps(out["summary"], indent=1))
