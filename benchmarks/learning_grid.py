@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from robot_parl import typed_config
-from robot_parl.eval.curves import plot_seed_bands
+from robot_parl.eval.curves import plot_success_curves
 from robot_parl.files import atomic_write
 from robot_parl.runtime.local_session import SessionConfig
 
@@ -101,5 +101,5 @@ def write_results(path: str, out: dict, curve_methods: tuple[str, ...], title: s
     for r in out["runs"]:
         for m in curve_methods:
             panels.setdefault(r["policy"], {}).setdefault(m, []).append(r[m])
-    plot_seed_bands(panels, Path(path).with_suffix(".png"), title)
+    plot_success_curves(panels, Path(path).with_suffix(".png"), title)
     print(json.dumps(out["summary"], indent=1))

@@ -61,9 +61,9 @@ def _demo(args: argparse.Namespace) -> int:
         "pretrain": pre, "curve": curve,
     }
     atomic_write(out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2)), mode="w")
-    plot_success_curves({"policy + critic": curve,
-                         "policy alone": [{**p, "agent_success": p["policy_success"]} for p in curve]},
-                        out / "learning_curve.png", f"PA-RL fine-tuning, {cfg.policy.kind} policy")
+    policy_alone = [{**p, "agent_success": p["policy_success"]} for p in curve]
+    plot_success_curves({f"{cfg.policy.kind} policy": {"policy + critic": [curve], "policy alone": [policy_alone]}},
+                        out / "learning_curve.png", "PA-RL fine-tuning")
     console.print(f"success before: policy {pre['bc_success']:.1%}, policy + critic {pre['offline_agent_success']:.1%}")
     console.print(f"success after:  policy {curve[-1]['policy_success']:.1%}, "
                   f"policy + critic {curve[-1]['agent_success']:.1%}")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from robot_parl.eval.curves import plot_seed_bands
+from robot_parl.eval.curves import plot_success_curves
 
 
 def _curve(*successes, every=25):
@@ -28,7 +28,7 @@ def test_seed_bands_draw_a_panel_per_class_and_a_mean_line_with_the_seed_range(t
     monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", record_band)
     panels = {"diffusion": {"parl": [_curve(0.2, 0.6), _curve(0.4, 1.0)], "rerank": [_curve(0.2, 0.4)]},
               "autoregressive": {"parl": [_curve(0.0, 0.5)]}}
-    plot_seed_bands(panels, tmp_path / "grid.png", "Pick")
+    plot_success_curves(panels, tmp_path / "grid.png", "Pick")
 
     assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
     first, second = drawn.values()  # in panel order
@@ -40,5 +40,5 @@ def test_seed_bands_draw_a_panel_per_class_and_a_mean_line_with_the_seed_range(t
 def test_seed_curves_evaluated_at_different_points_are_refused(tmp_path):
     panels = {"diffusion": {"parl": [_curve(0.2, 0.6), _curve(0.4, 1.0, every=20)]}}
     with pytest.raises(ValueError, match="diffusion parl: .* at different online_episodes"):
-        plot_seed_bands(panels, tmp_path / "grid.png", "Pick")
+        plot_success_curves(panels, tmp_path / "grid.png", "Pick")
     assert not (tmp_path / "grid.png").exists()
