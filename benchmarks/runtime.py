@@ -108,7 +108,7 @@ def actor_step(cfg: FinetuneConfig, out: Path, steps: int) -> dict:
 
 
 def learner_rates(cfg: FinetuneConfig, updates: int) -> dict:
-    agent = build_agent(cfg, cfg.spec())
+    agent, _ = build_agent(cfg, cfg.spec())
     rng = np.random.default_rng(0)
     for _ in range(4):
         obs = {"images": {"front": torch.from_numpy(rng.integers(0, 256, (21, 64, 64, 3), dtype=np.uint8))},
@@ -176,7 +176,7 @@ def main() -> None:
         out = Path(tmp)
         checkpoint = write_random_checkpoint(out / "vla", seed=0)
         cfg = _config(checkpoint)
-        tiny = build_agent(cfg, cfg.spec()).policy.sync_state()
+        tiny = build_agent(cfg, cfg.spec())[0].policy.sync_state()
         results = {
             "benchmark": "runtime", "torch_threads": 1,
             "weight_sync": {"tiny_vla_adapter": weight_sync(tiny, 20),

@@ -38,6 +38,7 @@ SOURCES: tuple[Source, ...] = ("teleop", "rollout", "intervention", "sim")
 LOCK_FILE = "writer.lock"
 TABLE_CHUNK = 1024
 FRAME_CHUNK = 256
+ROBOT_UNITS = "robot"  # KeySpec.units of actions: the robot spec's physical units
 
 
 class StoreError(ValueError):
@@ -50,11 +51,16 @@ class StoreLocked(RuntimeError):
 
 @dataclass(frozen=True)
 class KeySpec:
-    """One per-step key: dtype, per-step shape, and whether only some episodes have it."""
+    """One per-step key: dtype, per-step shape, whether only some episodes have it, and its units.
+
+    ``units`` = "robot" marks actions in the robot's physical units (the robot spec's action names and units,
+    never a policy's normalized space); "" says nothing (observations, timestamps in seconds, rewards).
+    """
 
     dtype: str
     shape: tuple[int, ...]
     optional: bool = False
+    units: str = ""
 
     @property
     def is_image(self) -> bool:
@@ -91,10 +97,10 @@ _COLUMNS = {"start": "int64", "end": "int64", "success": "bool", "source": "uint
 def rl_schema(obs_keys: dict[str, KeySpec], action_dim: int, num_candidates: int = 0) -> dict[str, KeySpec]:
     """The schema of RL episodes (see rl/store_episodes.py) with these observation keys; rollouts may
     add ``num_candidates`` base-policy samples per step (none: 0)."""
-    schema = {"timestamp": KeySpec("float64", ()), **obs_keys, "action": KeySpec("float32", (action_dim,)),
-              "reward": KeySpec("float32", ())}
+    schema = {"timestamp": KeySpec("float64", ()), **obs_keys,
+              "action": KeySpec("float32", (action_dim,), units=ROBOT_UNITS), "reward": KeySpec("float32", ())}
     if num_candidates:
-        schema["candidates"] = KeySpec("float32", (num_candidates, action_dim), optional=True)
+        schema["candidates"] = KeySpec("float32", (num_candidates, action_dim), optional=True, units=ROBOT_UNITS)
     return schema
 
 
@@ -109,7 +115,7 @@ def _row_info(index: int, row: dict) -> EpisodeInfo:
 
 
 def _schema_from_attrs(raw: dict) -> dict[str, KeySpec]:
-    return {k: KeySpec(v["dtype"], tuple(v["shape"]), v["optional"]) for k, v in raw.items()}
+    return {k: KeySpec(v["dtype"], tuple(v["shape"]), v["optional"], v.get("units", "")) for k, v in raw.items()}
 
 
 class EpisodeStore:
@@ -143,8 +149,8 @@ class EpisodeStore:
         for column, dtype in _COLUMNS.items():
             root.create_array(f"meta/episodes/{column}", shape=(0,), chunks=(TABLE_CHUNK,), dtype=dtype)
         root.attrs.update({"schema_version": SCHEMA_VERSION, "robot_spec": robot_spec,
-                           "schema": {k: {"dtype": v.dtype, "shape": list(v.shape), "optional": v.optional}
-                                      for k, v in schema.items()},
+                           "schema": {k: {"dtype": v.dtype, "shape": list(v.shape), "optional": v.optional,
+                                          "units": v.units} for k, v in schema.items()},
                            "committed": {"episodes": 0, "frames": 0}})
         return cls(path)
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_parl.data.episode_store import SOURCES, EpisodeStore, KeySpec, Source, StoreError
+from robot_parl.data.episode_store import ROBOT_UNITS, SOURCES, EpisodeStore, KeySpec, Source, StoreError
 
 CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
@@ -448,7 +448,7 @@ def _import_plan(features: dict, key_map: Mapping[str, str | None] | None) -> tu
                              "uint16", "uint32", "uint64") or len(shape) != 1:
                 raise LeRobotError(f"meta/info.json: feature {name!r} is {dtype} {list(shape)}; the importer takes "
                                    f"numeric scalars and vectors (map it to None to leave it out)")
-            spec = KeySpec(dtype, () if shape == (1,) else shape)
+            spec = KeySpec(dtype, () if shape == (1,) else shape, units=ROBOT_UNITS if key == "action" else "")
         if key in schema:
             raise LeRobotError(f"features {name!r} and another both map to the store key {key!r}; set key_map")
         keys[name], schema[key] = key, spec

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_parl.data.episode_store import EpisodeStore, EpisodeWriter, KeySpec, Source, StoreError
+from robot_parl.data.episode_store import ROBOT_UNITS, EpisodeStore, EpisodeWriter, KeySpec, Source, StoreError
 from robot_parl.data.ros_images import compressed_to_rgb, image_to_rgb
 
 
@@ -171,7 +171,7 @@ def infer_schema(bag: str | Path, mapping: Mapping[str, Sequence[str]], toleranc
         if len(firsts) != len(topics):
             raise ValueError(f"key {key!r}: some of its topics {list(topics)} have no messages")
         value = firsts[0] if len(firsts) == 1 else np.concatenate([np.ravel(v) for v in firsts])
-        schema[key] = KeySpec(str(value.dtype), tuple(value.shape))
+        schema[key] = KeySpec(str(value.dtype), tuple(value.shape), units=ROBOT_UNITS if key == "action" else "")
     return schema
 
 

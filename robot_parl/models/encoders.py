@@ -201,12 +201,30 @@ def flatten_obs(obs: Obs, prefix: str = "") -> dict[str, torch.Tensor]:
 
 
 def robot_obs(obs: dict) -> Obs:
-    """One robot observation ({"images": {name: HxWx3}, "proprio": [P]}, numpy) as a batch of one; arrays
-    are copied (message arrays are read-only views of their payload)."""
+    """One robot observation ({"images": {name: HxWx3}, "proprio": [P], "instruction": str}, numpy) as a batch
+    of one; arrays are copied (message arrays are read-only views of their payload)."""
     flat = {f"images/{k}": v for k, v in obs.get("images", {}).items()}
     if "proprio" in obs:
         flat["proprio"] = obs["proprio"]
-    return unflatten_obs({k: torch.from_numpy(np.array(v))[None] for k, v in flat.items()})
+    out = unflatten_obs({k: torch.from_numpy(np.array(v))[None] for k, v in flat.items()})
+    if "instruction" in obs:
+        out["instruction"] = [obs["instruction"]]
+    return out
+
+
+def select_obs(obs: Obs, idx: torch.Tensor) -> Obs:
+    """Rows ``idx`` of a batched observation: tensors indexed, per-row lists (instructions) picked from."""
+    out: dict = {}
+    for key, value in obs.items():
+        if isinstance(value, dict):
+            out[key] = select_obs(value, idx)
+        elif isinstance(value, (list, tuple)):
+            out[key] = [value[i] for i in idx.tolist()]
+        elif isinstance(value, str):
+            out[key] = value  # one instruction for the whole batch
+        else:
+            out[key] = value[idx]
+    return out
 
 
 def unflatten_obs(flat: dict[str, torch.Tensor]) -> Obs:

@@ -8,7 +8,8 @@ data). Everything is pure torch; environments and processes live in runtime/.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,11 +27,12 @@ from robot_parl.rl.replay import Episode, Replay
 
 @dataclass
 class Decision:
-    """What the agent chose for a batch of states, and the candidates it chose from."""
+    """What the agent chose for a batch of states, the candidates it chose from, and how long each part took."""
 
     actions: torch.Tensor  # [B, A]
     candidates: torch.Tensor  # [B, N, A] the base policy's samples
-    optimized: OptimizedActions
+    optimized: OptimizedActions  # candidate_q [B, N], the refined top-k and their Q, the chosen Q
+    latency_ms: dict[str, float] = field(default_factory=dict)  # sample, encode, optimize
 
 
 class ParlAgent:
@@ -63,13 +65,19 @@ class ParlAgent:
         return self.policy.sample(obs, self.cfg.num_samples, generator=self.generator)
 
     def act(self, obs: Obs, candidates: torch.Tensor | None = None) -> Decision:
-        """Candidates from the policy (or given), refined and selected by the critic (argmax)."""
+        """The acting step of every runner (actor, evaluation, in-process sessions): candidates from the policy
+        (or given), scored, refined and selected by the critic (argmax), in policy space."""
+        t0 = time.perf_counter()
         if candidates is None:
             candidates = self.sample_candidates(obs)
+        t1 = time.perf_counter()
         with torch.no_grad():
             z = self.critic.encode(obs)
+        t2 = time.perf_counter()
         opt = optimize_actions(self.critic, z, candidates, self.cfg, self.low, self.high)
-        return Decision(opt.actions, candidates, opt)
+        t3 = time.perf_counter()
+        return Decision(opt.actions, candidates, opt,
+                        {"sample": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "optimize": (t3 - t2) * 1e3})
 
     # data ---------------------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """In-memory replay of whole episodes, with offline/online mixing.
 
-Stand-in until the zarr episode store lands (that issue replaces this module). Episodes are added
+Episodes reach replay from the zarr episode store (rl/store_episodes.py). They are added
 whole so Monte-Carlo returns (for Cal-QL) and n-step returns are computed once, at commit. Each transition keeps the N
 base-policy candidates drawn at s and at s' with the policy version that drew them, so TD targets
 and distillation reuse them instead of sampling the policy again; candidates older than a configured
-number of versions are re-sampled with the current policy when they are next used.
+number of versions are re-sampled with the current policy when they are next used. Each transition
+keeps its episode's language instruction (an index into one list of distinct instructions), and batches
+carry it as ``obs["instruction"]`` (a list of strings), so a VLA trains and resamples on the prompt it acted on.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Episode:
     terminated: bool  # the last transition ends in a terminal state (success)
     candidates: torch.Tensor  # [T + 1, N, A]
     policy_version: int = 0
+    instruction: str = ""
 
     def __post_init__(self):
         t = self.actions.shape[0]
@@ -116,6 +119,18 @@ class Replay:
         self.n_step = n_step
         self.offline = TransitionBuffer()
         self.online = TransitionBuffer()
+        self.instructions: list[str] = []  # distinct instructions; transitions hold an index into it
+
+    def _instruction_id(self, text: str) -> int:
+        if text not in self.instructions:
+            self.instructions.append(text)
+        return self.instructions.index(text)
+
+    def _observations(self, columns: dict[str, torch.Tensor], prefix: str) -> Obs:
+        """The observations of some transitions (columns under ``prefix``), with their instructions."""
+        obs = unflatten_obs({k[len(prefix):]: v for k, v in columns.items() if k.startswith(prefix)})
+        obs["instruction"] = [self.instructions[i] for i in columns["instruction_ids"].tolist()]
+        return obs
 
     def add_episode(self, episode: Episode, online: bool) -> None:
         """Split an episode into transitions and store them."""
@@ -133,6 +148,7 @@ class Replay:
             candidates=episode.candidates[:-1].float(),
             next_candidates=episode.candidates[bootstrap].float(),
             versions=torch.full((t,), episode.policy_version, dtype=torch.long),
+            instruction_ids=torch.full((t,), self._instruction_id(episode.instruction), dtype=torch.long),
         )
         (self.online if online else self.offline).add(columns)
 
@@ -165,27 +181,26 @@ class Replay:
                     self._refresh(buf, idx, resample, version, max_age)
                 parts.append({k: v[idx] for k, v in buf.columns.items()})
         cols = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        obs = unflatten_obs({k[4:]: v for k, v in cols.items() if k.startswith("obs/")})
-        next_obs = unflatten_obs({k[9:]: v for k, v in cols.items() if k.startswith("next_obs/")})
-        return CriticBatch(obs, cols["actions"], cols["rewards"], cols["discounts"], next_obs, cols["mc_returns"],
-                           cols["candidates"], cols["next_candidates"])
+        return CriticBatch(self._observations(cols, "obs/"), cols["actions"], cols["rewards"], cols["discounts"],
+                           self._observations(cols, "next_obs/"), cols["mc_returns"], cols["candidates"],
+                           cols["next_candidates"])
 
-    @staticmethod
-    def _refresh(buf: TransitionBuffer, idx: torch.Tensor, resample: Callable[[Obs, int], torch.Tensor],
+    def _refresh(self, buf: TransitionBuffer, idx: torch.Tensor, resample: Callable[[Obs, int], torch.Tensor],
                  version: int, max_age: int) -> None:
         stale = idx[buf.columns["versions"][idx] < version - max_age].unique()
         if stale.numel() == 0:
             return
         n = buf.columns["candidates"].shape[1]
+        rows = {k: v[stale] for k, v in buf.columns.items()}
         for prefix, column in (("obs/", "candidates"), ("next_obs/", "next_candidates")):
-            obs = unflatten_obs({k[len(prefix):]: v[stale] for k, v in buf.columns.items() if k.startswith(prefix)})
-            buf.storage[column][stale] = resample(obs, n)
+            buf.storage[column][stale] = resample(self._observations(rows, prefix), n)
         buf.storage["versions"][stale] = version
 
     def state_dict(self) -> dict:
-        return {"offline": self.offline.columns, "online": self.online.columns}
+        return {"offline": self.offline.columns, "online": self.online.columns, "instructions": list(self.instructions)}
 
     def load_state_dict(self, state: dict) -> None:
+        self.instructions = list(state["instructions"])
         for name in ("offline", "online"):
             buf = TransitionBuffer()
             if state[name]:

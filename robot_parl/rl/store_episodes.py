@@ -4,7 +4,10 @@ Store convention for RL: an episode of T transitions is T + 1 frames. Frame t ho
 s_t (flat keys such as ``images/front``, ``proprio``, ``state``), the action a_t, the reward r_t and,
 for rollouts, the N candidates drawn at s_t (the optional key ``candidates``). The last frame holds
 s_T; its action and reward are zeros and never used. An episode that succeeded ends in a terminal state.
-Teleop data without candidates gets them from the current policy when it is fed to replay.
+Actions and candidates are stored in robot units (teleop, imports, rollouts and interventions alike); the
+policy's action space maps them to policy space here, on their way to replay, and nowhere else. Each
+episode's instruction travels with it. Teleop data without candidates gets them from the current policy
+when it is fed to replay.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 import torch
 
 from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, EpisodeWriter, Source
+from robot_parl.models.action_space import ActionSpace
 from robot_parl.models.encoders import Obs, unflatten_obs
 from robot_parl.rl.replay import Episode
 
@@ -41,34 +45,38 @@ def write_episode(writer: EpisodeWriter, obs: dict[str, np.ndarray], actions: np
     return writer.end(success, partial).index
 
 
-def read_episode(store: EpisodeStore, index: int, obs_keys: Sequence[str],
+def read_episode(store: EpisodeStore, index: int, obs_keys: Sequence[str], action_space: ActionSpace,
                  sample_candidates: Callable[[Obs], torch.Tensor] | None = None) -> Episode:
-    """A committed episode as a replay Episode; candidates are drawn with ``sample_candidates`` when the
-    episode has none (teleop, scripted demonstrations)."""
+    """A committed episode as a replay Episode in policy space (``action_space`` maps the stored robot units);
+    candidates are drawn with ``sample_candidates`` when the episode has none (teleop, scripted demonstrations)."""
     info = store.info(index)
     if len(info) < 2:
         raise ValueError(f"episode {index} has {len(info)} frame; an RL episode needs s_0 and s_T at least")
     keys = list(obs_keys) + ["action", "reward"] + (["candidates"] if "candidates" in info.keys else [])
     data = store.episode(index, keys)
     obs = unflatten_obs({k: torch.from_numpy(np.ascontiguousarray(data[k])) for k in obs_keys})
+    obs["instruction"] = [info.instruction] * len(info)
     if "candidates" in data:
-        candidates = torch.from_numpy(data["candidates"])
+        candidates = torch.from_numpy(action_space.from_robot(data["candidates"]))
     elif sample_candidates is not None:
         candidates = sample_candidates(obs)
     else:
         raise ValueError(f"episode {index} ({info.source}) has no candidates and no policy was given to draw them")
-    return Episode(obs, torch.from_numpy(data["action"][:-1]), torch.from_numpy(data["reward"][:-1]), info.success,
-                   candidates, info.policy_version)
+    actions = torch.from_numpy(action_space.from_robot(data["action"][:-1]))
+    return Episode(obs, actions, torch.from_numpy(data["reward"][:-1]), info.success, candidates, info.policy_version,
+                   info.instruction)
 
 
 class StoreFeed:
     """Hands each committed episode of a store to replay once, in commit order (online: rollouts and
-    interventions; offline: teleop and sim data); ``select`` chooses which episodes (e.g. successes only)."""
+    interventions; offline: teleop and sim data) in policy space; ``select`` chooses which episodes (e.g.
+    successes only)."""
 
-    def __init__(self, store: EpisodeStore, obs_keys: Sequence[str], position: int = 0,
+    def __init__(self, store: EpisodeStore, obs_keys: Sequence[str], action_space: ActionSpace, position: int = 0,
                  select: Callable[[EpisodeInfo], bool] | None = None):
         self.store = store
         self.obs_keys = list(obs_keys)
+        self.action_space = action_space
         self.position = position
         self.select = select
 
@@ -80,7 +88,8 @@ class StoreFeed:
         while self.position < len(self.store):
             info = self.store.info(self.position)
             if self.select is None or self.select(info):
-                out.append((read_episode(self.store, self.position, self.obs_keys, sample_candidates),
+                out.append((read_episode(self.store, self.position, self.obs_keys, self.action_space,
+                                         sample_candidates),
                             info.source in ONLINE_SOURCES))
             self.position += 1
         return out

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from robot_parl import typed_config
+from robot_parl.models.action_space import GripperConvention
 from robot_parl.typed_config import require
 
 SPECS_DIR = Path(__file__).parent / "specs"
@@ -47,6 +48,9 @@ class ActionSpec:
     low: list[float] = field(default_factory=lambda: [-0.02] * 3 + [-0.1] * 3 + [0.0])
     high: list[float] = field(default_factory=lambda: [0.02] * 3 + [0.1] * 3 + [1.0])
     max_change: list[float] = field(default_factory=lambda: [0.02] * 3 + [0.1] * 3 + [1.0])
+    # What the 'gripper' command's values mean (which closes, which opens). Required to run a VLA whose
+    # training data had its own gripper convention (policy.vla.gripper); teleop toggles between the bounds.
+    gripper: GripperConvention | None = None
 
     @property
     def dim(self) -> int:
@@ -60,6 +64,13 @@ class ActionSpec:
         bad = [name for name, lo, hi in zip(self.names, self.low, self.high) if not lo < hi]
         require(not bad, "low", f"low < high in every dimension (not so for {bad})", self.low)
         require(all(m > 0 for m in self.max_change), "max_change", "positive limits", self.max_change)
+        if self.gripper is not None:
+            require("gripper" in self.names, "gripper", "an action dimension named 'gripper'", self.names)
+            i = self.names.index("gripper")
+            values = (self.gripper.closed, self.gripper.open)
+            require(all(self.low[i] <= v <= self.high[i] for v in values), "gripper",
+                    f"closed and open within the gripper's bounds [{self.low[i]}, {self.high[i]}]",
+                    {"closed": values[0], "open": values[1]})
 
 
 @dataclass
@@ -99,6 +110,10 @@ class RobotSpec:
     @property
     def period_s(self) -> float:
         return 1.0 / self.control_rate_hz
+
+    def stored(self) -> dict:
+        """What an episode store records about the robot: its name and the names and units of its actions."""
+        return {"name": self.name, "action": {"names": list(self.action.names), "units": list(self.action.units)}}
 
     def observation_keys(self) -> dict[str, tuple[str, tuple[int, ...]]]:
         """Flat observation keys (as stored and as policies read them) -> (dtype, per-step shape)."""

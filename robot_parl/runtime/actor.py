@@ -24,15 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from robot_parl.data.episode_store import KeySpec
 from robot_parl.eval.live import LiveView, parse_address
 from robot_parl.models.base import copy_state
 from robot_parl.models.encoders import robot_obs
-from robot_parl.rl.action_opt import optimize_actions
 from robot_parl.robots.remote import RemoteRobotEnv
-from robot_parl.runtime.config import FinetuneConfig, build_agent, to_normalized, to_physical
+from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.runtime.journal import Journal
 from robot_parl.runtime.weights import WeightInbox
 from robot_parl.teleop.device import TeleopDevice
@@ -71,7 +69,7 @@ class Actor:
         self.name = name
         self.log = log
         self.spec = cfg.spec()
-        self.agent = build_agent(cfg, self.spec)
+        self.agent, self.actions = build_agent(cfg, self.spec)
         link = cfg.link
         self.keys = KeySpace(link.session, link.robot)
         learner_keys = KeySpace(link.session, "learner")
@@ -89,7 +87,6 @@ class Actor:
         self.latency_ms: dict[str, float] = {}
         self.successes: list[bool] = []
         self.episode_id = ""
-        self.low, self.high = self.agent.low, self.agent.high
         self.operator = operator
         self.quit = False
         self._waited = 0.0  # seconds the current pause between episodes has spent waiting for the learner
@@ -153,21 +150,15 @@ class Actor:
 
     # acting -------------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def decide(self, obs: dict) -> tuple[np.ndarray, np.ndarray]:
-        """(action [A], candidates [N, A]) in policy space for one observation."""
-        tobs = robot_obs(obs)
-        t0 = time.perf_counter()
-        candidates = self.agent.sample_candidates(tobs)
-        t1 = time.perf_counter()
-        z = self.agent.critic.encode(tobs)
-        t2 = time.perf_counter()
-        opt = optimize_actions(self.agent.critic, z, candidates, self.agent.cfg, self.low, self.high)
-        t3 = time.perf_counter()
-        self.latency_ms.update(sample=(t1 - t0) * 1e3, encode=(t2 - t1) * 1e3, optimize=(t3 - t2) * 1e3)
-        self._spread.append(opt.candidate_q[0].std().item())
-        self._q = (opt.candidate_q[0].numpy(), opt.q[0].item())
-        return opt.actions[0].numpy(), candidates[0].numpy()
+        """(action [A], candidates [N, A]) in robot units for one observation."""
+        decision = self.agent.act(robot_obs(obs))
+        self.latency_ms.update(decision.latency_ms)
+        q = decision.optimized.candidate_q[0]
+        self._spread.append(q.std().item())
+        self._q = (q.numpy(), decision.optimized.q[0].item())
+        return self.actions.to_robot(decision.actions[0].numpy()), self.actions.to_robot(decision.candidates[0].numpy())
+
 
     def _send(self, step: Step) -> None:
         started = time.perf_counter()
@@ -181,8 +172,8 @@ class Actor:
     def _show_decision(self, obs: dict, t: int, action: np.ndarray, candidates: np.ndarray) -> None:
         if self.live is None:
             return
-        self.live.decision(obs.get("images", {}), to_physical(self.spec, candidates), self._q[0],
-                           to_physical(self.spec, action), self._q[1], t, self.episode_id, self.spec.action.names)
+        self.live.decision(obs.get("images", {}), candidates, self._q[0], action, self._q[1], t, self.episode_id,
+                           self.spec.action.names)
         self._show_session()
 
     def _show_session(self) -> None:
@@ -201,6 +192,9 @@ class Actor:
                     np.asarray(obs["proprio"], np.float32), action.astype(np.float32), candidates.astype(np.float32),
                     reward, source, self.versions["policy"], self.versions["critic"], obs["instruction"], final,
                     success)
+
+    def _observe(self, obs: dict, instruction: str) -> dict:
+        return {**obs, "instruction": instruction}
 
     def _operator(self) -> tuple[np.ndarray | None, str | None, dict | None]:
         """(takeover motion, outcome label or None, a fresh observation after a pause or None)."""
@@ -241,26 +235,28 @@ class Actor:
         """One episode on the robot; returns its success."""
         obs, info = self.env.reset()
         self.episode_id = info["episode_id"]
+        instruction = self.cfg.actor.instruction_for(self.counters["episodes"], obs.get("instruction", ""))
+        obs = self._observe(obs, instruction)
         terminated, label, pending, t = False, None, None, 0
         for t in range(self.cfg.actor.horizon):
             self.apply_weights()
             takeover, label, resumed = self._operator()
             if label is not None:
                 break
-            obs = resumed or obs
+            obs = self._observe(resumed, instruction) if resumed else obs
             action, candidates = self.decide(obs)
             self._show_decision(obs, t, action, candidates)
             source = "rollout"
-            if takeover is not None:
-                action, source = to_normalized(self.spec, takeover), "intervention"
+            if takeover is not None:  # the operator's motion, already in robot units
+                action, source = np.asarray(takeover, np.float32), "intervention"
                 self.counters["intervention_steps"] += 1
             stamp, started = self.env.last.stamp_ns, time.perf_counter()
-            next_obs, _, terminated, truncated, _ = self.env.step(to_physical(self.spec, action))
+            next_obs, _, terminated, truncated, _ = self.env.step(action)
             self.latency_ms["obs_wait"] = (time.perf_counter() - started) * 1e3
             if pending is not None:
                 self._send(pending)
             pending = self._step_message(t, stamp, obs, action, candidates, 0.0 if terminated else -1.0, source)
-            obs = next_obs
+            obs = self._observe(next_obs, instruction)
             if terminated or truncated:
                 t += 1
                 break

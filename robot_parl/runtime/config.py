@@ -1,5 +1,5 @@
 """The configuration of an asynchronous fine-tuning session (actor, learner, supervisor), and what both
-the actor and the learner build from it: the agent, the observation keys of the robot, action scaling.
+the actor and the learner build from it: the agent, its action space on the robot, the observation keys.
 
 One file serves every process of a session, so actor and learner agree on the policy, the critic and
 the robot; each reads the section it owns.
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
-
-import numpy as np
 
 from robot_parl import typed_config
 from robot_parl.data.episode_store import SOURCES
@@ -36,6 +34,9 @@ class LinkConfig:
 class ActorConfig:
     episodes: int = 20  # 0: until stopped
     horizon: int = 60
+    # The session's tasks: episode i gets instructions[i % len]. Empty: the robot side's observations carry
+    # the instruction (its --instruction, or the simulator's task), else the policy card's.
+    instructions: list[str] = field(default_factory=list)
     # Between episodes (never during one) the actor waits up to this long for the learner to reach
     # min_critic_utd, so a slow learner still gets its minimum share of updates per step of data.
     min_critic_utd: float = 0.0
@@ -49,8 +50,14 @@ class ActorConfig:
     # unless the network is trusted. A taken port falls back to a free one (the URL is logged).
     live_view: str | None = "127.0.0.1:8765"
 
+    def instruction_for(self, episode: int, robot_side: str) -> str:
+        """Episode ``episode``'s instruction: from the task list, else what the robot side sent."""
+        return self.instructions[episode % len(self.instructions)] if self.instructions else robot_side
+
     def validate(self) -> None:
         require(self.episodes >= 0, "episodes", "an integer >= 0", self.episodes)
+        require(all(t.strip() for t in self.instructions), "instructions", "non-empty instructions",
+                self.instructions)
         if self.live_view is not None:
             try:
                 parse_address(self.live_view)
@@ -126,20 +133,9 @@ def obs_spec(spec: RobotSpec) -> ObsSpec:
     return ObsSpec(proprio_dim=len(spec.proprio), cameras=tuple(c.name for c in spec.cameras))
 
 
-def to_physical(spec: RobotSpec, actions: np.ndarray) -> np.ndarray:
-    """Policy-space actions in [-1, 1] -> the robot's physical units (linear over its action bounds)."""
-    low, high = np.asarray(spec.action.low, np.float32), np.asarray(spec.action.high, np.float32)
-    return (low + (np.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (high - low)).astype(np.float32)
-
-
-def to_normalized(spec: RobotSpec, actions: np.ndarray) -> np.ndarray:
-    """Physical actions -> policy space [-1, 1] (the inverse of :func:`to_physical`, clipped to the bounds)."""
-    low, high = np.asarray(spec.action.low, np.float32), np.asarray(spec.action.high, np.float32)
-    return np.clip(2.0 * (np.asarray(actions, np.float32) - low) / (high - low) - 1.0, -1.0, 1.0).astype(np.float32)
-
-
 def build_agent(cfg: FinetuneConfig, spec: RobotSpec):
-    """The ParlAgent (policy, critic, settings) of a session for this robot, in policy action space."""
+    """The ParlAgent (policy, critic, settings) of a session for this robot, in policy action space, and the
+    action space that maps it to the robot's units (refused here when the two do not fit)."""
     import torch
 
     from robot_parl.rl.agent import ParlAgent
@@ -151,5 +147,6 @@ def build_agent(cfg: FinetuneConfig, spec: RobotSpec):
     parl = cfg.resolved_parl()
     policy = cfg.policy.build(observations, action_dim)
     critic = QEnsemble(observations, action_dim, parl.critic)
-    return ParlAgent(policy, critic, parl, -torch.ones(action_dim), torch.ones(action_dim), seed=cfg.seed)
+    actions = cfg.policy.action_space(policy, spec.action)
+    return ParlAgent(policy, critic, parl, -torch.ones(action_dim), torch.ones(action_dim), seed=cfg.seed), actions
 

@@ -26,9 +26,8 @@ from robot_parl.eval.report import write_report
 from robot_parl.eval.stats import wilson_interval
 from robot_parl.files import atomic_write
 from robot_parl.models.encoders import robot_obs
-from robot_parl.rl.action_opt import optimize_actions
 from robot_parl.robots.remote import RemoteRobotEnv
-from robot_parl.runtime.config import FinetuneConfig, build_agent, to_physical
+from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.transport.keys import KeySpace
 
 
@@ -58,7 +57,7 @@ class Evaluation:
         self.spec = cfg.spec()
         self.agents = {}
         for name, path in policies.items():  # loading checks architecture and action space before any rollout
-            agent = build_agent(cfg, self.spec)
+            agent, self.actions = build_agent(cfg, self.spec)
             if path:
                 agent.load_acting(path)
             agent.critic.load_state_dict(critic_state(critic))
@@ -81,25 +80,27 @@ class Evaluation:
                 break
         return records
 
-    @torch.no_grad()
-    def _act(self, mode: str, obs: dict) -> np.ndarray:
+    def _act(self, mode: str, obs: dict, instruction: str) -> np.ndarray:
+        """The action in robot units: the policy's one sample, or the actor's acting step (critic selection)."""
         agent = self.agents[mode.removesuffix("+critic")]
-        tobs = robot_obs(obs)
-        if not mode.endswith("+critic"):
-            return agent.policy.sample(tobs, 1, generator=agent.generator)[0, 0].numpy()
-        candidates = agent.sample_candidates(tobs)
-        z = agent.critic.encode(tobs)
-        return optimize_actions(agent.critic, z, candidates, agent.cfg, agent.low, agent.high).actions[0].numpy()
+        tobs = robot_obs({**obs, "instruction": instruction})
+        if mode.endswith("+critic"):
+            action = agent.act(tobs).actions
+        else:
+            with torch.no_grad():
+                action = agent.policy.sample(tobs, 1, generator=agent.generator)[:, 0]
+        return self.actions.to_robot(action[0].numpy())
 
     def _episode(self, round_index: int, mode: str) -> dict:
         obs, _ = self.env.reset()
+        instruction = self.cfg.actor.instruction_for(round_index, obs.get("instruction", ""))
         frames = {name: [image] for name, image in obs.get("images", {}).items()}
         step_ms, success, labelled = [], False, False
         for _ in range(self.cfg.actor.horizon):
             started = time.perf_counter()
-            action = self._act(mode, obs)
+            action = self._act(mode, obs, instruction)
             step_ms.append((time.perf_counter() - started) * 1e3)
-            obs, _, terminated, truncated, info = self.env.step(to_physical(self.spec, action))
+            obs, _, terminated, truncated, info = self.env.step(action)
             for name, image in obs.get("images", {}).items():
                 frames[name].append(image)
             success, labelled = bool(info["success"]), bool(info["labelled"])

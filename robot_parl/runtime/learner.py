@@ -48,20 +48,20 @@ class Learner:
     def __init__(self, cfg: FinetuneConfig, out_dir: str | Path, session, log: Callable[[str], None] = print):
         self.cfg = cfg
         self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.log = log
         self.spec = cfg.spec()
-        self.agent = build_agent(cfg, self.spec)
+        self.agent, actions = build_agent(cfg, self.spec)  # refuses a policy that does not fit, before any write
+        self.out.mkdir(parents=True, exist_ok=True)
         self.instance = uuid.uuid4().hex[:8]
         self.keys = KeySpace(cfg.link.session, "learner")
         obs_keys = {k: KeySpec(*v) for k, v in self.spec.observation_keys().items()}
         store_path = self.out / "episodes"
         store = EpisodeStore(store_path) if (store_path / "zarr.json").is_file() else \
             EpisodeStore.create(store_path, rl_schema(obs_keys, self.spec.action.dim, self.agent.cfg.num_samples),
-                                robot_spec={"name": self.spec.name})
+                                robot_spec=self.spec.stored())
         self.writer = store.writer(f"robot-parl learner {self.instance}")
-        self.feed = StoreFeed(store, list(obs_keys))
-        self.offline = StoreFeed(EpisodeStore(cfg.learner.offline_store), list(obs_keys),
+        self.feed = StoreFeed(store, list(obs_keys), actions)
+        self.offline = StoreFeed(EpisodeStore(cfg.learner.offline_store), list(obs_keys), actions,
                                  select=cfg.learner.offline_selection()) if cfg.learner.offline_store else None
         self.committed = {e.episode_id for e in store.episodes() if e.episode_id}
         self.recent: deque[str] = deque((e.episode_id for e in store.episodes()[-RECENT_IDS:]), maxlen=RECENT_IDS)

@@ -23,6 +23,7 @@ import torch
 from robot_parl import typed_config
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
 from robot_parl.eval.rollouts import Rollout, run_episodes, success_rate
+from robot_parl.models.action_space import LinearActionSpace
 from robot_parl.models.autoregressive import AutoregressiveConfig
 from robot_parl.models.base import ObsSpec
 from robot_parl.models.bc import train_bc
@@ -201,7 +202,9 @@ class LocalSession:
         store = EpisodeStore(store_path) if (store_path / "zarr.json").is_file() else \
             EpisodeStore.create(store_path, rl_schema(obs_keys, action_dim, parl.num_samples))
         self.writer = store.writer(f"robot-parl session (pid {os.getpid()})")
-        self.feed = StoreFeed(store, list(obs_keys))
+        # the simulators take policy-space actions: their robot units are [-1, 1] (an identity map)
+        self.feed = StoreFeed(store, list(obs_keys), LinearActionSpace(self.train_env.action_low,
+                                                                       self.train_env.action_high))
 
     # acting ---------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from robot_parl.data.episode_store import EpisodeStore, StoreError
+from robot_parl.models.bc import train_bc
 from robot_parl.models.encoders import unflatten_obs
 from robot_parl.rl.store_episodes import StoreFeed
 from robot_parl.runtime.checkpoints import save_checkpoint
@@ -27,7 +28,7 @@ def pretrain(cfg: FinetuneConfig, out: str | Path, bc_steps: int = 0, bc_batch_s
         raise ConfigError("learner.offline_store", "pretrain needs an episode store of demonstrations "
                                                    "(robot-parl collect, data convert or import-lerobot)")
     spec = cfg.spec()
-    agent = build_agent(cfg, spec)
+    agent, action_space = build_agent(cfg, spec)
     store = EpisodeStore(cfg.learner.offline_store)
     obs_keys = list(spec.observation_keys())
     missing = sorted(set(obs_keys + ["action"]) - set(store.schema))
@@ -35,17 +36,19 @@ def pretrain(cfg: FinetuneConfig, out: str | Path, bc_steps: int = 0, bc_batch_s
         raise StoreError(f"{store.path} cannot pre-train this robot's policy: "
                          + (f"it lacks keys {missing}" if missing else "it holds no episodes"))
     chosen = [e.index for e in store.episodes() if cfg.learner.offline_selection()(e)]
-    if bc_steps:
+    if bc_steps:  # demonstrations are stored in robot units; the policy learns them in its own space
         frames = [store.episode(i, obs_keys + ["action"]) for i in chosen]
-        obs = {k: torch.from_numpy(np.concatenate([f[k][:-1] for f in frames])) for k in obs_keys}
-        actions = torch.from_numpy(np.concatenate([f["action"][:-1] for f in frames]))
-        generator = torch.Generator().manual_seed(cfg.seed)
-        for step in range(bc_steps):
-            idx = torch.randint(0, len(actions), (min(bc_batch_size, len(actions)),), generator=generator)
-            metrics = agent.policy.sl_update(unflatten_obs({k: v[idx] for k, v in obs.items()}), actions[idx])
-            if step % 50 == 0 or step == bc_steps - 1:
-                log(f"BC step {step + 1}/{bc_steps}: loss {metrics['loss']:.4f}")
-    feed = StoreFeed(store, obs_keys, select=cfg.learner.offline_selection())
+        obs = unflatten_obs({k: torch.from_numpy(np.concatenate([f[k][:-1] for f in frames])) for k in obs_keys})
+        obs["instruction"] = [store.info(i).instruction for i, f in zip(chosen, frames) for _ in f["action"][:-1]]
+        actions = torch.from_numpy(action_space.from_robot(np.concatenate([f["action"][:-1] for f in frames])))
+
+        def progress(step: int, metrics: dict[str, float]) -> None:
+            if step % 50 == 1 or step == bc_steps:
+                log(f"BC step {step}/{bc_steps}: loss {metrics['loss']:.4f}")
+
+        train_bc(agent.policy, obs, actions, bc_steps, min(bc_batch_size, len(actions)),
+                 torch.Generator().manual_seed(cfg.seed), progress)
+    feed = StoreFeed(store, obs_keys, action_space, select=cfg.learner.offline_selection())
     for episode, online in feed.new_episodes(agent.sample_candidates):
         agent.add_episode(episode, online)
     steps = agent.cfg.schedule.offline_steps

@@ -107,8 +107,9 @@ class Teleop:
 
 @dataclass
 class Step:
-    """One step of an episode, from actor to learner: s_t, the executed a_t (policy space [-1, 1]), r_t and
-    the N candidates drawn at s_t. Index 0..T; the ``final`` step holds s_T alone and ends the episode."""
+    """One step of an episode, from actor to learner: s_t, the commanded a_t, r_t and the N candidates drawn at
+    s_t, actions in the robot's units (as stored; the learner maps them to policy space on their way to
+    replay). Index 0..T; the ``final`` step holds s_T alone and ends the episode."""
 
     TYPE: ClassVar[str] = "step"
     actor: str

@@ -19,8 +19,8 @@ LENGTHS = (5, 9, 12)
 INSTRUCTIONS = ("pick up the red block", "open the drawer", "pick up the red block")
 SCHEMA = {"timestamp": KeySpec("float64", ()), "images/front": KeySpec("uint8", (32, 32, 3)),
           "images/wrist": KeySpec("uint8", (32, 32, 3)), "proprio": KeySpec("float32", (4,)),
-          "action": KeySpec("float32", (7,)), "reward": KeySpec("float32", ()),
-          "candidates": KeySpec("float32", (3, 7), optional=True)}
+          "action": KeySpec("float32", (7,), units="robot"), "reward": KeySpec("float32", ()),
+          "candidates": KeySpec("float32", (3, 7), optional=True, units="robot")}
 
 
 def image(camera, e, j):

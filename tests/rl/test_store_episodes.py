@@ -6,10 +6,12 @@ import torch
 
 from robot_parl import typed_config
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
+from robot_parl.models.action_space import LinearActionSpace
 from robot_parl.rl.store_episodes import StoreFeed, read_episode, write_episode
 from robot_parl.runtime.local_session import LocalSession, SessionConfig
 
 OBS = {"images/front": KeySpec("uint8", (8, 8, 3)), "proprio": KeySpec("float32", (2,))}
+UNITS = LinearActionSpace([-0.1, 0.0, -2.0], [0.1, 1.0, 2.0])  # robot units of the stored actions
 
 
 def _episode(t, seed):
@@ -23,26 +25,36 @@ def _episode(t, seed):
 
 def test_episodes_round_trip_through_the_store(tmp_path):
     store = EpisodeStore.create(tmp_path / "s", rl_schema(OBS, action_dim=3, num_candidates=4))
+    assert store.schema["action"].units == store.schema["candidates"].units == "robot"
     obs, actions, rewards = _episode(5, 0)
     candidates = torch.rand(6, 4, 3) * 2 - 1
-    with store.writer("test") as w:
-        write_episode(w, obs, actions, rewards, True, "rollout", candidates, policy_version=7)
+    with store.writer("test") as w:  # stored in robot units, as actors, collect and importers write them
+        write_episode(w, obs, UNITS.to_robot(actions), rewards, True, "rollout",
+                      torch.from_numpy(UNITS.to_robot(candidates.numpy())), policy_version=7,
+                      instruction="stack the cups")
         write_episode(w, *_episode(3, 1), False, "teleop")
     reader = EpisodeStore(tmp_path / "s")
-    ep = read_episode(reader, 0, list(OBS))
+    assert reader.schema["action"].units == "robot"
+    ep = read_episode(reader, 0, list(OBS), UNITS)
     assert torch.equal(ep.obs["images"]["front"], torch.from_numpy(obs["images/front"]))
     assert torch.equal(ep.obs["proprio"], torch.from_numpy(obs["proprio"]))
-    assert torch.equal(ep.actions, torch.from_numpy(actions)) and torch.equal(ep.rewards, torch.from_numpy(rewards))
-    assert torch.equal(ep.candidates, candidates) and ep.terminated and ep.policy_version == 7
+    # replay gets policy space back (the stored robot units differ from it: a linear map over the bounds)
+    assert not np.allclose(reader.episode(0, ["action"])["action"][:-1], actions, atol=0.05)
+    np.testing.assert_allclose(ep.actions.numpy(), actions, atol=1e-6)
+    assert torch.equal(ep.rewards, torch.from_numpy(rewards))
+    np.testing.assert_allclose(ep.candidates.numpy(), candidates.numpy(), atol=1e-6)
+    assert ep.terminated and ep.policy_version == 7
+    assert ep.instruction == "stack the cups" and ep.obs["instruction"] == ["stack the cups"] * 6
     with pytest.raises(ValueError, match="has no candidates and no policy"):
-        read_episode(reader, 1, list(OBS))
-    drawn = read_episode(reader, 1, list(OBS), sample_candidates=lambda o: torch.zeros(o["proprio"].shape[0], 4, 3))
+        read_episode(reader, 1, list(OBS), UNITS)
+    drawn = read_episode(reader, 1, list(OBS), UNITS,
+                         sample_candidates=lambda o: torch.zeros(o["proprio"].shape[0], 4, 3))
     assert drawn.candidates.shape == (4, 4, 3) and not drawn.terminated
 
 
 def test_the_feed_hands_over_each_committed_episode_once(tmp_path):
     store = EpisodeStore.create(tmp_path / "s", rl_schema(OBS, action_dim=3, num_candidates=4))
-    feed = StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS))
+    feed = StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS), UNITS)
     draw = lambda o: torch.zeros(o["proprio"].shape[0], 4, 3)  # noqa: E731
     assert feed.new_episodes(draw) == []
     with store.writer("test") as w:
@@ -65,9 +77,9 @@ def test_the_feed_chooses_episodes_as_the_learner_config_says(tmp_path):
         write_episode(w, *_episode(4, 1), True, "teleop")
         write_episode(w, *_episode(3, 2), True, "sim")
     select = LearnerConfig(offline_sources=["teleop"], offline_successes_only=True).offline_selection()
-    feed = StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS), select=select)
+    feed = StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS), UNITS, select=select)
     assert [len(e.actions) for e, _ in feed.new_episodes(draw)] == [4] and feed.position == 3
-    everything = StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS), select=LearnerConfig().offline_selection())
+    everything = StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS), UNITS, select=LearnerConfig().offline_selection())
     assert [len(e.actions) for e, _ in everything.new_episodes(draw)] == [2, 4, 3]
 
 

@@ -14,7 +14,7 @@ from robot_parl.data.episode_store import EpisodeStore
 from robot_parl.robots.side import RobotSide
 from robot_parl.robots.sim.kinematic_arm import KinematicArm
 from robot_parl.runtime.actor import Actor
-from robot_parl.runtime.config import FinetuneConfig, build_agent, to_physical
+from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.runtime.weights import WeightPublisher, Weights
 from robot_parl.teleop.keyboard import Keyboard
 from robot_parl.transport.channel import Inbox, subscribe
@@ -43,7 +43,7 @@ def session_parts(zenoh_pair, tmp_path):
     actor = Actor(cfg, tmp_path / "actor", actor_session, log=lambda line: None,
                   operator=Keyboard(spec.action.low, spec.action.high, step=0.5, fd=slave))
     time.sleep(0.3)
-    learner = build_agent(cfg, spec)
+    learner, _ = build_agent(cfg, spec)
     publisher.publish(Weights("policy", "L", 0, learner.policy.sync_state()))
     publisher.publish(Weights("critic", "L", 0, learner.critic.state_dict()))
     actor.wait_for_weights(threading.Event())
@@ -95,7 +95,7 @@ def test_takeover_label_pause_and_estop(session_parts, tmp_path):
     assert [s.index for s in episode] == list(range(len(episode)))  # in order, nothing lost across the pause
     interventions = [s for s in episode if s.source == "intervention"]
     assert len(interventions) == 1
-    np.testing.assert_allclose(to_physical(actor.spec, interventions[0].action)[:3], [0.01, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(interventions[0].action[:3], [0.01, 0, 0], atol=1e-6)  # stored in robot units
     assert episode[-1].success and episode[-2].reward == 0.0 and all(s.reward == -1.0 for s in episode[:-2])
     journal = EpisodeStore(tmp_path / "actor" / "journal" / "episodes")
     assert journal.info(0).source == "intervention" and journal.info(0).success

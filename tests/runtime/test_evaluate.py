@@ -40,7 +40,7 @@ def test_wilson_interval_known_values():
 def test_eval_two_policies_on_a_sim_robot_and_resume(tmp_path, capsys):
     endpoint = free_loopback_endpoint()
     cfg = typed_config.load(FinetuneConfig, "configs/finetune-tiny-vla.yaml", _overrides(endpoint))
-    tuned = build_agent(cfg, cfg.spec())
+    tuned, _ = build_agent(cfg, cfg.spec())
     for p in tuned.policy.parameters():  # a "fine-tuned" policy: other weights, same architecture
         torch.nn.init.normal_(p, std=0.5)
     checkpoint = save_checkpoint(tmp_path / "learner", "tuned", tuned, {})
@@ -83,7 +83,7 @@ def test_bad_checkpoints_and_action_spaces_are_refused_before_any_rollout(tmp_pa
         Evaluation(cfg, tmp_path / "e", {"tuned": str(tmp_path / "nowhere")}, str(tmp_path / "nowhere"), None, 1)
     other = typed_config.load(FinetuneConfig, "configs/finetune-tiny-vla.yaml",
                               _overrides() + ["policy.gaussian.hidden_dims=[8, 8]"])
-    checkpoint = save_checkpoint(tmp_path / "learner", "other", build_agent(other, other.spec()), {})
+    checkpoint = save_checkpoint(tmp_path / "learner", "other", build_agent(other, other.spec())[0], {})
     with pytest.raises(ValueError, match="do not fit"):
         Evaluation(cfg, tmp_path / "e", {"tuned": str(checkpoint)}, str(checkpoint), None, 1)
     vla = typed_config.load(FinetuneConfig, "configs/finetune-tiny-vla.yaml", [

@@ -45,7 +45,7 @@ def _loss(agent, obs):
 def test_hot_swap_refusals_and_versions(vla_config, zenoh_pair, tmp_path):
     learner_session, actor_session = zenoh_pair
     actor = Actor(vla_config, tmp_path / "actor", actor_session)
-    learner = build_agent(vla_config, vla_config.spec())
+    learner, _ = build_agent(vla_config, vla_config.spec())
     publisher = WeightPublisher(learner_session, KeySpace("weights", "learner"))
     time.sleep(0.3)  # subscriptions reach the publishing session
     rng = np.random.default_rng(0)

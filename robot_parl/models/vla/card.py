@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from robot_parl.models.action_space import GripperConvention
 from robot_parl.typed_config import require
 
 
@@ -47,10 +48,14 @@ class VLACard:
     # "4bit" (NF4) and "8bit" quantize the LM's decoder layers with bitsandbytes; adapters stay unmerged.
     quantization: Literal["none", "8bit", "4bit"] = "none"
     device: str = "cpu"
-    # Which dataset's statistics in the checkpoint's norm_stats map actions to robot units.
+    # Which dataset's statistics in the checkpoint's norm_stats map actions to robot units (may be omitted
+    # only when the checkpoint has one dataset's statistics).
     unnorm_key: str | None = None
+    # What that dataset's gripper values mean (Bridge/OpenX: closed 0, open 1); mapped onto the robot spec's
+    # action.gripper. Required when the robot has a gripper.
+    gripper: GripperConvention | None = None
     camera: str = "front"
-    # Used when observations carry no instruction (a single-task session).
+    # Used when neither the actor's task list (actor.instructions) nor the robot side's observations give one.
     instruction: str = ""
     # Tower hyperparameters for timm ids this project does not know (see towers.KNOWN_TOWERS).
     vision_towers: list[dict[str, Any]] | None = None

@@ -22,6 +22,7 @@ from robot_parl.models.vla.towers import TowerSpec, check_spec_against_weights
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
+LOGIT_STD = 2.5  # spread of a random tiny VLA's logits (see write_random_checkpoint)
 _TOWER_PREFIXES = ("vision_backbone.featurizer.", "vision_backbone.fused_featurizer.")
 
 
@@ -160,6 +161,11 @@ def write_random_checkpoint(directory: str | Path, cfg: VLAConfig | None = None,
                     p.normal_(0.0, 0.02)
                 elif name.endswith(".scale_factor"):
                     p.fill_(0.1)
+            # A trained LM's action-token logits spread by several units; HF's init (std 0.02) gives about
+            # 0.2, and LoRA cannot widen that (lm_head and the norms stay frozen), so a random tiny VLA could not
+            # learn to prefer any token. The final norm's gain sets the logit spread to about LOGIT_STD.
+            hidden = cfg.text_config["hidden_size"]
+            model.language_model.model.norm.weight.fill_(LOGIT_STD / (0.02 * hidden**0.5))
     write_checkpoint(model.state_dict(), cfg, directory)
     write_offline_tokenizer(directory)
     return Path(directory)

@@ -1,8 +1,10 @@
 """VLAPolicy: an OpenVLA-compatible VLA as a PA-RL base policy (sample, sl_update, LoRA sync, export).
 
 Actions are OpenVLA's normalized actions in [-1, 1] (the bin centres of the action tokens); the
-checkpoint's q01/q99 statistics map them to robot units (:meth:`VLAPolicy.unnormalize`). Training only
-touches a LoRA adapter; ``sync_state`` is that adapter, copied in place into a live actor's model.
+checkpoint's q01/q99 statistics for ``unnorm_key`` map them to the dataset's units (:meth:`VLAPolicy.unnormalize`)
+and :meth:`VLAPolicy.action_space` adds the gripper mapping onto a robot. Images are preprocessed as the
+checkpoint's preprocessor_config.json says. Training only touches a LoRA adapter; ``sync_state`` is that
+adapter, copied in place into a live actor's model.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft
 from torch import nn
 
 from robot_parl.checkpoint import load_tree, save_tree
+from robot_parl.models.action_space import GripperConvention, VLAActionSpace, vla_action_space
 from robot_parl.models.base import _check_actions, copy_state
 from robot_parl.models.encoders import Obs
-from robot_parl.models.vla.actions import ActionNormalizer, ActionTokenizer
+from robot_parl.models.vla.actions import ActionTokenizer, action_stats, dataset_action_space
 from robot_parl.models.vla.card import LoRASettings, SamplerConfig, VLACard
 from robot_parl.models.vla.checkpoint import build_model, load_weights, write_checkpoint
-from robot_parl.models.vla.image import preprocess
+from robot_parl.models.vla.image import PREPROCESSOR_FILE, ImagePreprocessor
 from robot_parl.models.vla.model import OpenVLAModel, VLAConfig
 from robot_parl.models.vla.prompt import EOS_ID, SPACE_ID, load_tokenizer, prompt_ids
-from robot_parl.models.vla.quantize import quantize_decoder
+from robot_parl.models.vla.quantize import QUANTIZATIONS, quantize_decoder
 from robot_parl.models.vla.sampler import CandidateSampler, pad_prompts
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -55,8 +58,10 @@ class VLAPolicy:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.config: VLAConfig = model.config
         self.tokenizer = tokenizer
-        self.normalizer = ActionNormalizer.from_norm_stats(self.config.norm_stats, card.unnorm_key)
-        self.action_dim = self.normalizer.action_dim
+        self.unnorm_key, self.action_stats = action_stats(self.config.norm_stats, card.unnorm_key)
+        self.normalizer = dataset_action_space(self.config.norm_stats, self.unnorm_key)
+        self.action_dim = self.normalizer.dim
+        self.image_processor = ImagePreprocessor.for_checkpoint(self.checkpoint_dir, self.config.image_size)
         self.action_tokens = ActionTokenizer(self.config.vocab_size, self.config.n_action_bins)
         self.lora_config = LoraConfig(r=card.lora.r, lora_alpha=card.lora.alpha, lora_dropout=card.lora.dropout,
                                       target_modules=lora_targets(model), bias="none")
@@ -73,19 +78,26 @@ class VLAPolicy:
     @classmethod
     def from_checkpoint(cls, directory: str | Path, dtype: str | torch.dtype = "bfloat16", quantization: str = "none",
                         device: str = "cpu", vision_towers: Sequence[Mapping] | None = None,
-                        card: VLACard | None = None) -> VLAPolicy:
-        """Load an OpenVLA checkpoint directory (config.json with norm_stats, safetensors, tokenizer).
+                        card: VLACard | None = None, unnorm_key: str | None = None) -> VLAPolicy:
+        """Load an OpenVLA checkpoint directory (config.json with norm_stats, safetensors, tokenizer, and
+        preprocessor_config.json when it has one).
 
-        ``card`` supplies the remaining settings (LoRA, optimizer, camera, sampling); its checkpoint,
-        dtype, quantization, device and vision_towers are replaced by the arguments given here.
+        ``quantization`` is "none", "8bit" or "4bit". ``unnorm_key`` names the dataset whose statistics map
+        actions to robot units (required when the checkpoint has several, as openvla-7b does). ``card``
+        supplies the remaining settings (LoRA, optimizer, camera, sampling, gripper); its checkpoint, dtype,
+        quantization, device, vision_towers and (when given) unnorm_key are replaced by the arguments here.
         """
         dtype_name = dtype if isinstance(dtype, str) else next(k for k, v in _DTYPES.items() if v == dtype)
         if dtype_name not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {list(QUANTIZATIONS)} (\"none\": full precision), "
+                             f"got {quantization!r}")
         card = card or VLACard(checkpoint=str(directory))
         towers = vision_towers if vision_towers is not None else card.vision_towers
         card = VLACard(**{**card.__dict__, "checkpoint": str(directory), "dtype": dtype_name,
                           "quantization": quantization, "device": device,
+                          "unnorm_key": unnorm_key if unnorm_key is not None else card.unnorm_key,
                           "vision_towers": [dict(t) for t in towers] if towers is not None else None})
         torch_dtype = _DTYPES[dtype_name]
         cfg = VLAConfig.read(directory, towers)
@@ -108,18 +120,23 @@ class VLAPolicy:
 
     def preprocess(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 image(s) [H, W, 3] or [B, H, W, 3] -> pixel_values [B, 6, S, S] (S = 224 for OpenVLA)."""
-        return preprocess(image, self.config.image_size).to(self.device)
+        return self.image_processor(image).to(self.device)
+
+    def action_space(self, action_names: list[str], robot_gripper: GripperConvention | None) -> VLAActionSpace:
+        """This checkpoint's action space on a robot with these action dimensions and gripper convention."""
+        return vla_action_space(self.action_stats, self.unnorm_key, self.card.gripper, action_names, robot_gripper)
 
     def _instructions(self, obs: Obs, batch: int) -> list[str]:
+        """One instruction per state: the observation's, or the card's where the observation has none."""
         given = obs.get("instruction")
-        if given is None or given == "":
-            if not self.card.instruction:
-                raise ValueError("observations carry no 'instruction' and the policy card sets none")
-            return [self.card.instruction] * batch
-        texts = [given] * batch if isinstance(given, str) else list(given)
+        texts = [given] * batch if given is None or isinstance(given, str) else list(given)
         if len(texts) != batch:
             raise ValueError(f"{len(texts)} instructions for {batch} images")
-        return texts
+        if not all(texts) and not self.card.instruction:
+            raise ValueError("an observation carries no instruction and the policy card sets none: give one with "
+                             "the actor's task list (actor.instructions), the robot side (--instruction) or "
+                             "policy.vla.instruction")
+        return [text or self.card.instruction for text in texts]
 
     def _inputs(self, obs: Obs) -> tuple[list[list[int]], torch.Tensor]:
         images = obs.get("images", {})
@@ -145,10 +162,10 @@ class VLAPolicy:
         return self.sample_with_info(obs, n, generator).actions
 
     def unnormalize(self, actions: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Normalized actions [..., A] -> robot units (the checkpoint's q01/q99 where the mask is set)."""
+        """Normalized actions [..., A] -> the dataset's units (q01/q99 where the mask is set; no gripper mapping)."""
         if isinstance(actions, torch.Tensor):
             actions = actions.detach().cpu().numpy()
-        return self.normalizer.unnormalize(actions)
+        return self.normalizer.to_robot(actions)
 
     @torch.no_grad()
     def predict_action(self, input_ids: torch.Tensor, pixel_values: torch.Tensor, unnorm_key: str | None = None,
@@ -159,9 +176,8 @@ class VLAPolicy:
             ids.append(SPACE_ID)
         cfg = SamplerConfig(temperature=0.0 if greedy else 1.0)
         tokens = self.sampler.sample([ids], pixel_values, 1, self.action_dim, cfg, vocabulary="full")
-        normalizer = self.normalizer if unnorm_key is None else \
-            ActionNormalizer.from_norm_stats(self.config.norm_stats, unnorm_key)
-        return normalizer.unnormalize(self.action_tokens.decode(tokens.token_ids[0, 0].cpu().numpy()))
+        normalizer = self.normalizer if unnorm_key is None else dataset_action_space(self.config.norm_stats, unnorm_key)
+        return normalizer.to_robot(self.action_tokens.decode(tokens.token_ids[0, 0].cpu().numpy()))
 
     # training -------------------------------------------------------------------------------------
 
@@ -249,7 +265,7 @@ class VLAPolicy:
         state = merged.merge_and_unload().state_dict()
         write_checkpoint(state, self.config, directory)
         for path in self.checkpoint_dir.iterdir():
-            if path.name.startswith(("tokenizer", "special_tokens_map", "added_tokens")):
+            if path.name.startswith(("tokenizer", "special_tokens_map", "added_tokens", PREPROCESSOR_FILE)):
                 shutil.copy2(path, Path(directory) / path.name)
         return Path(directory)
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 Quantization = Literal["none", "8bit", "4bit"]
+QUANTIZATIONS: tuple[str, ...] = ("none", "8bit", "4bit")
 
 
 def _quantized_linear(linear: nn.Linear, mode: Quantization, compute_dtype: torch.dtype) -> nn.Module:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from robot_parl.models.vla.actions import ActionNormalizer, ActionTokenizer
+from robot_parl.models.vla.actions import ActionTokenizer, action_stats, dataset_action_space
 
 
 def test_ids_are_openvla_action_ids_and_round_trip():
@@ -29,19 +29,20 @@ def test_out_of_range_clips_and_nan_is_refused():
 
 
 def test_unnormalize_uses_q01_q99_and_leaves_the_gripper():
-    stats = {"q01": [-0.1, 0.0, -2.0], "q99": [0.1, 1.0, 2.0], "mask": [True, True, False]}
-    norm = ActionNormalizer(stats)
-    out = norm.unnormalize(np.array([[-1.0, 1.0, 0.3], [0.0, 0.0, -0.7]]))
-    np.testing.assert_allclose(out, [[-0.1, 1.0, 0.3], [0.0, 0.5, -0.7]])
-    np.testing.assert_allclose(norm.normalize(out), [[-1.0, 1.0, 0.3], [0.0, 0.0, -0.7]])
+    stats = {"d": {"action": {"q01": [-0.1, 0.0, -2.0], "q99": [0.1, 1.0, 2.0], "mask": [True, True, False]}}}
+    norm = dataset_action_space(stats, "d")
+    out = norm.to_robot(np.array([[-1.0, 1.0, 0.3], [0.0, 0.0, -0.7]]))
+    np.testing.assert_allclose(out, [[-0.1, 1.0, 0.3], [0.0, 0.5, -0.7]], atol=1e-7)
+    np.testing.assert_allclose(norm.from_robot(out), [[-1.0, 1.0, 0.3], [0.0, 0.0, -0.7]], atol=1e-6)
 
 
 def test_statistics_choice_is_explicit():
     stats = {"a": {"action": {"q01": [0.0], "q99": [1.0]}}, "b": {"action": {"q01": [0.0], "q99": [2.0]}}}
     with pytest.raises(ValueError, match="several datasets"):
-        ActionNormalizer.from_norm_stats(stats, None)
+        action_stats(stats, None)
     with pytest.raises(ValueError, match="'c' is not in"):
-        ActionNormalizer.from_norm_stats(stats, "c")
-    assert ActionNormalizer.from_norm_stats(stats, "b").q99[0] == 2.0
+        action_stats(stats, "c")
+    assert action_stats(stats, "b")[1]["q99"][0] == 2.0
+    assert action_stats({"only": stats["a"]}, None)[0] == "only"
     with pytest.raises(ValueError, match="q01 and q99"):
-        ActionNormalizer({"mean": [0.0]})
+        action_stats({"a": {"action": {"mean": [0.0]}}}, "a")

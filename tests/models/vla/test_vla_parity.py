@@ -64,5 +64,5 @@ def test_greedy_actions_match_openvla(policy):
     assert tokens.token_ids[0, 0].tolist() == ref["greedy_token_ids"].tolist()
     np.testing.assert_allclose(action, ref["action"].numpy(), atol=1e-6)
     # In-range and clipped ids decode and un-normalize as upstream's predict_action does.
-    decoded = policy.normalizer.unnormalize(policy.action_tokens.decode(ref["decode_token_ids"].numpy()))
+    decoded = policy.unnormalize(policy.action_tokens.decode(ref["decode_token_ids"].numpy()))
     np.testing.assert_allclose(decoded, ref["decode_actions"].numpy(), atol=1e-6)

@@ -156,10 +156,26 @@ def test_observations_must_carry_the_camera_and_an_instruction(tiny_checkpoint, 
     with pytest.raises(KeyError, match="no image from camera 'wrist'"):
         VLAPolicy.from_checkpoint(tiny_checkpoint, dtype="float32",
                                   card=VLACard(checkpoint="x", camera="wrist")).sample(obs, 2)
-    with pytest.raises(ValueError, match="no 'instruction'"):
+    with pytest.raises(ValueError, match="carries no instruction.*actor.instructions"):
         policy.sample({"images": obs["images"]}, 2)
+    with pytest.raises(ValueError, match="carries no instruction"):
+        policy.sample({"images": obs["images"], "instruction": [""]}, 2)
     with pytest.raises(ValueError, match="actions must be"):
         policy.sl_update(obs, torch.zeros(1, 6))
+
+
+def test_loading_names_the_dataset_and_spells_no_quantization_one_way(tmp_path):
+    from robot_parl.models.vla.checkpoint import default_action_stats, tiny_config, write_random_checkpoint
+
+    two = {"bridge_orig": {"action": default_action_stats()},
+           "fractal": {"action": dict(default_action_stats(), q01=[-2.0] * 7, q99=[3.0] * 7)}}
+    checkpoint = write_random_checkpoint(tmp_path / "two", tiny_config(two, image_size=28))
+    with pytest.raises(ValueError, match="several datasets.*unnorm_key"):
+        VLAPolicy.from_checkpoint(checkpoint, dtype="float32")
+    policy = VLAPolicy.from_checkpoint(checkpoint, dtype="float32", unnorm_key="fractal")
+    assert policy.unnorm_key == "fractal" and policy.unnormalize(np.zeros(7))[0] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="quantization must be one of \\['none', '8bit', '4bit'\\].*got None"):
+        VLAPolicy.from_checkpoint(checkpoint, dtype="float32", quantization=None, unnorm_key="fractal")
 
 
 def test_plugs_into_the_parl_agent_on_image_observations(tiny_checkpoint, image_obs):
