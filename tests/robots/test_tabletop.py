@@ -1,4 +1,6 @@
 import hashlib
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -102,7 +104,11 @@ def test_bad_input_names_the_value():
         env.step(np.array([np.nan] + [0] * 6))
 
 
-def test_registered_with_gymnasium():
+def test_registered_with_gymnasium_on_importing_the_package():
+    code = ("import gymnasium as gym, robot_parl.robots.sim, sys; mujoco = 'mujoco' in sys.modules; "
+            "env = gym.make('robot_parl/Pick-v0'); print(mujoco, type(env.unwrapped).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "TabletopEnv"], out.stderr[-2000:]
     env = gym.make("robot_parl/Push-v0")
     obs, info = env.reset(seed=0)
     assert obs["state"].shape == (10,) and "push" in info["instruction"]

@@ -9,8 +9,8 @@ with OpenVLA's formulas, independently of robot_parl's action-space code.
 """
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys

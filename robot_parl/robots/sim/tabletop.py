@@ -23,7 +23,8 @@ import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
-TASKS = ("reach", "push", "pick", "place", "stack")
+from robot_parl.robots.sim import TASKS  # noqa: E402
+
 INSTRUCTIONS = {"reach": "move the gripper to the green marker", "push": "push the red cube to the green marker",
                 "pick": "pick up the red cube", "place": "put the red cube on the green marker",
                 "stack": "stack the red cube on the blue cube"}
@@ -291,13 +292,3 @@ class TabletopEnv(gym.Env):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-
-
-def register_envs() -> None:
-    """Register robot_parl/Reach-v0, Push-v0 and Pick-v0 with gymnasium (idempotent)."""
-    for task in TASKS:
-        env_id = f"robot_parl/{task.capitalize()}-v0"
-        if env_id not in gym.registry:
-            gym.register(env_id, entry_point=TabletopEnv, kwargs={"task": task}, disable_env_checker=True)
-
-register_envs()
