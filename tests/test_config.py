@@ -60,3 +60,19 @@ def test_missing_file_and_malformed_override():
         typed_config.load(SessionConfig, overrides=["seed"])
     with pytest.raises(ConfigError, match="parl.critic.lr.*expected a number"):
         typed_config.load(SessionConfig, overrides=["parl.critic.lr=fast"])
+
+
+def test_a_vla_card_and_the_session_never_silently_override_each_other():
+    from robot_parl.runtime.config import FinetuneConfig
+
+    card = ["policy.kind=vla", "policy.vla.parl={num_samples: 8, top_k: 4}"]
+    cfg = typed_config.load(FinetuneConfig, overrides=card + ["parl.local_steps=3"])
+    resolved = cfg.resolved_parl()
+    assert (resolved.num_samples, resolved.top_k, resolved.local_steps) == (8, 4, 3)  # each from its owner
+    same = typed_config.load(FinetuneConfig, overrides=card + ["parl.top_k=4"]).resolved_parl()
+    assert same.top_k == 4  # agreeing is no conflict
+    with pytest.raises(ConfigError, match="parl.num_samples.*16 conflicts with policy.vla.parl.num_samples = 8"):
+        typed_config.load(FinetuneConfig, overrides=card + ["parl.num_samples=16"]).resolved_parl()
+    session = typed_config.load(SessionConfig, overrides=card + ["parl.top_k=2"])
+    with pytest.raises(ConfigError, match="parl.top_k.*2 conflicts with policy.vla.parl.top_k = 4"):
+        session.method_parl()

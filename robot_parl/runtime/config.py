@@ -115,17 +115,41 @@ class FinetuneConfig:
         return load_spec(self.robot_spec, self.robot_overrides)
 
     def resolved_parl(self) -> ParlConfig:
-        return resolve_parl(self.parl, self.policy)
+        return resolve_parl(self.parl, self.policy, ParlConfig())
 
 
-def resolve_parl(parl: ParlConfig, policy: PolicyConfig) -> ParlConfig:
-    """The algorithm settings with a VLA card's overrides applied (the card owns its N and k)."""
+def resolve_parl(parl: ParlConfig, policy: PolicyConfig, default: ParlConfig) -> ParlConfig:
+    """The algorithm settings with a VLA card's overrides applied (the card owns its N and k).
+
+    A value set under ``parl`` (one that differs from ``default``, the config's own) that the card sets otherwise
+    is refused, naming both keys: neither silently wins.
+    """
     if policy.kind != "vla" or not policy.vla.parl:
         return parl
+    given, unset = typed_config.to_dict(parl), typed_config.to_dict(default)
+    for path, value in _leaves(policy.vla.parl):
+        mine = _at(given, path)
+        if mine != _at(unset, path) and mine != value:
+            raise ConfigError(f"parl.{path}", f"{mine!r} conflicts with policy.vla.parl.{path} = {value!r} (the policy "
+                                              f"card's); set it in one place")
     try:
         return typed_config.merged(parl, policy.vla.parl)
     except typed_config.ConfigError as err:
         raise err.under("policy.vla.parl") from None
+
+
+def _leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _at(tree: dict, path: str):
+    for key in path.split("."):
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
 
 
 def obs_spec(spec: RobotSpec) -> ObsSpec:

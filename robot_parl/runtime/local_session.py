@@ -137,7 +137,7 @@ class SessionConfig:
 
     def method_parl(self) -> ParlConfig:
         """The algorithm settings the chosen method runs with (a VLA card's overrides applied)."""
-        parl = resolve_parl(self.parl, self.policy)
+        parl = resolve_parl(self.parl, self.policy, _cpu_parl())
         if self.method == "parl":
             return parl
         return dataclasses.replace(parl, local_steps=0, schedule=dataclasses.replace(parl.schedule, distill_utd=0.0))
