@@ -13,10 +13,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, KeySpec, rl_schema
 from robot_parl.files import atomic_write
+from robot_parl.runtime.steps import frame_step, step_frame
 from robot_parl.transport.messages import Step
 
 
@@ -44,10 +43,7 @@ class Journal:
                               step.episode_id)
             self._intervened = False
         self._intervened |= step.source == "intervention"
-        frame = {f"images/{k}": v for k, v in step.images.items()}
-        frame.update(proprio=step.proprio, action=step.action, reward=np.float32(step.reward),
-                     timestamp=step.stamp_ns * 1e-9, candidates=step.candidates)
-        self.writer.add(frame)
+        self.writer.add(step_frame(step))
         if step.final:
             self.writer.end(step.success, source="intervention" if self._intervened else "rollout")
             self.ids.add(step.episode_id)
@@ -74,13 +70,8 @@ class Journal:
         """An episode as the Step messages that carried it."""
         data = self.store.episode(info.index)
         self.sent_at[info.episode_id] = time.monotonic()
-        last = len(info) - 1
         for t in range(len(info)):
-            images = {k[len("images/"):]: data[k][t] for k in self.obs_keys if k.startswith("images/")}
-            yield Step(actor, info.episode_id, t, int(round(data["timestamp"][t] * 1e9)), images, data["proprio"][t],
-                       data["action"][t], data["candidates"][t], float(data["reward"][t]),
-                       "rollout" if info.source == "rollout" else "intervention", info.policy_version,
-                       info.critic_version, info.instruction, final=t == last, success=info.success and t == last)
+            yield frame_step(data, t, info, actor)
 
     def close(self) -> None:
         self.writer.close()

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
-from robot_parl.rl.store_episodes import StoreFeed, write_episode
+from robot_parl.rl.store_episodes import StoreFeed
 from robot_parl.runtime.checkpoints import load_latest, save_checkpoint
 from robot_parl.runtime.config import FinetuneConfig, build_agent
+from robot_parl.runtime.steps import write_steps
 from robot_parl.runtime.weights import WeightPublisher, Weights
 from robot_parl.transport.channel import Inbox, Publisher
 from robot_parl.transport.keys import KeySpace
@@ -125,16 +125,7 @@ class Learner:
         return taken
 
     def _commit(self, episode_id: str, steps: list[Step], partial: bool) -> None:
-        obs = {f"images/{k}": np.stack([s.images[k] for s in steps]) for k in steps[0].images}
-        obs["proprio"] = np.stack([s.proprio for s in steps])
-        actions = np.stack([s.action for s in steps[:-1]])
-        rewards = np.array([s.reward for s in steps[:-1]], np.float32)
-        candidates = torch.from_numpy(np.stack([s.candidates for s in steps]))
-        source = "intervention" if any(s.source == "intervention" for s in steps) else "rollout"
-        write_episode(self.writer, obs, actions, rewards, steps[-1].success and not partial, source,
-                      candidates, steps[0].policy_version, steps[0].instruction,
-                      np.array([s.stamp_ns for s in steps], np.float64) * 1e-9, steps[0].critic_version,
-                      episode_id, partial)
+        write_steps(self.writer, steps, partial)
         self.open.pop(episode_id, None)
         self.committed.add(episode_id)
         self.recent.append(episode_id)

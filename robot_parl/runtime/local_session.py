@@ -1,7 +1,7 @@
-"""A whole PA-RL run in one process on the PointReach task: demonstrations, BC, offline critic,
-online fine-tuning with periodic evaluation, checkpoints, and a JSON + PNG summary.
+"""A whole PA-RL run in one process on a simulated task (PointReach or a MuJoCo tabletop task): demonstrations,
+BC, offline critic, online fine-tuning with periodic evaluation, checkpoints, and a JSON + PNG summary.
 
-Actor and learner share this process until the asynchronous runtime lands. Methods:
+Acting and training share this process (the robot's runtime runs them as an actor and a learner). Methods:
 ``parl`` (candidates refined by the critic, distilled into the policy) and ``rerank`` (the frozen
 base policy's candidates re-ranked by a critic trained on the same online budget; no local ascent,
 no distillation), both compared against the BC policy alone.

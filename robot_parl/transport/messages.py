@@ -26,9 +26,6 @@ MAGIC = b"RPRL"
 SCHEMA_VERSION = 1
 _PREFIX = struct.Struct("<4sI")
 MAX_HEADER_BYTES = 1 << 20
-# Arrays may only carry these dtypes (little-endian), so a header cannot ask for objects.
-DTYPES = {"uint8", "uint16", "int32", "int64", "float32", "float64", "bool"}
-MAX_DIMS = 4
 
 
 class MessageError(ValueError):

@@ -2,7 +2,7 @@
 synthetic cameras (numpy, no rendering library), succeeding when it reaches a goal point.
 
 It exercises the protocol, safety filter and clocks end to end with the payload sizes of a real
-rig (for example two 640x480 RGB cameras) until the MuJoCo robots exist; it is not a physics model.
+rig (for example two 640x480 RGB cameras) at a fraction of MuJoCo's cost; it is not a physics model.
 """
 
 from __future__ import annotations

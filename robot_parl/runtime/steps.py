@@ -1,0 +1,45 @@
+"""Steps (actor -> learner messages) and episode-store frames, both ways: the actor's journal and the learner's
+store hold an episode's steps in one layout (frame t: s_t's images and proprio, a_t in robot units, r_t, the N
+candidates drawn at s_t, the step's stamp in seconds), and a journaled episode is resent as the steps it was."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from robot_parl.data.episode_store import EpisodeInfo, EpisodeWriter
+from robot_parl.transport.messages import Step
+
+
+def step_frame(step: Step) -> dict[str, np.ndarray]:
+    """One step as a store frame."""
+    frame = {f"images/{k}": v for k, v in step.images.items()}
+    frame.update(proprio=step.proprio, action=step.action, reward=np.float32(step.reward),
+                 timestamp=step.stamp_ns * 1e-9, candidates=step.candidates)
+    return frame
+
+
+def frame_step(frame: dict[str, np.ndarray], index: int, info: EpisodeInfo, actor: str) -> Step:
+    """Frame ``index`` of a stored episode (its arrays in ``frame``) as the step that carried it."""
+    last = index == len(info) - 1
+    images = {k[len("images/"):]: v[index] for k, v in frame.items() if k.startswith("images/")}
+    return Step(actor=actor, episode_id=info.episode_id, index=index,
+                stamp_ns=int(round(frame["timestamp"][index] * 1e9)), images=images, proprio=frame["proprio"][index],
+                action=frame["action"][index], candidates=frame["candidates"][index],
+                reward=float(frame["reward"][index]),
+                source="rollout" if info.source == "rollout" else "intervention",
+                policy_version=info.policy_version, critic_version=info.critic_version, instruction=info.instruction,
+                final=last, success=info.success and last)
+
+
+def write_steps(writer: EpisodeWriter, steps: Sequence[Step], partial: bool = False) -> EpisodeInfo:
+    """Commit an episode's steps (0..T, the final one holding s_T): an intervention if the operator took over any
+    step; ``partial``: the actor died before its final step (no outcome)."""
+    first = steps[0]
+    writer.begin("rollout", first.instruction, first.policy_version, first.critic_version, ("candidates",),
+                 first.episode_id)
+    for step in steps:
+        writer.add(step_frame(step))
+    intervened = any(s.source == "intervention" for s in steps)
+    return writer.end(steps[-1].success and not partial, partial, source="intervention" if intervened else "rollout")
