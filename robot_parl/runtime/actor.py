@@ -188,10 +188,11 @@ class Actor:
 
     def _step_message(self, index: int, stamp_ns: int, obs: dict, action: np.ndarray, candidates: np.ndarray,
                       reward: float, source: str = "rollout", final: bool = False, success: bool = False) -> Step:
-        return Step(self.name, self.episode_id, index, stamp_ns, dict(obs.get("images", {})),
-                    np.asarray(obs["proprio"], np.float32), action.astype(np.float32), candidates.astype(np.float32),
-                    reward, source, self.versions["policy"], self.versions["critic"], obs["instruction"], final,
-                    success)
+        return Step(actor=self.name, episode_id=self.episode_id, index=index, stamp_ns=stamp_ns,
+                    images=dict(obs.get("images", {})), proprio=np.asarray(obs["proprio"], np.float32),
+                    action=action.astype(np.float32), candidates=candidates.astype(np.float32), reward=reward,
+                    source=source, policy_version=self.versions["policy"], critic_version=self.versions["critic"],
+                    instruction=obs["instruction"], final=final, success=success)
 
     def _observe(self, obs: dict, instruction: str) -> dict:
         return {**obs, "instruction": instruction}
