@@ -1,31 +1,53 @@
 """Checkpoints of a run: ``<root>/<name>/`` holds the agent (critic, target, optimizer, policy, replay,
-counters, RNG states) and ``session.json`` (what the process needs besides the agent); ``<root>/latest``
-names the newest complete one and is rewritten last, atomically, so a crash mid-save leaves the
-previous checkpoint in charge."""
+counters, RNG states) and ``state.json`` (a typed record of what the process needs besides the agent:
+:class:`LearnerState` for the learner and ``robot-parl pretrain``, a local run's own for in-process runs);
+``<root>/latest`` names the newest complete one and is rewritten last, atomically, so a crash mid-save
+leaves the previous checkpoint in charge."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
+from robot_parl import typed_config
 from robot_parl.files import atomic_write
 
+STATE_FILE = "state.json"
+State = TypeVar("State")
 
-def save_checkpoint(root: str | Path, name: str, agent, session: dict[str, Any]) -> Path:
-    """Write checkpoint ``name`` under ``root`` and point ``latest`` at it."""
+
+@dataclass
+class LearnerState:
+    """A learner checkpoint's own part: how far replay has read the session's store (``store_position``
+    episodes) and the offline store, the online critic updates (for the update-to-data cap), whether the
+    offline phase is done, and the learner's counters."""
+
+    store_position: int = 0
+    offline_position: int = 0
+    online_critic_updates: int = 0
+    offline_done: bool = False
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def save_checkpoint(root: str | Path, name: str, agent, state) -> Path:
+    """Write checkpoint ``name`` (the agent and ``state``, a dataclass) under ``root``; point ``latest`` at it."""
     directory = Path(root) / name
     agent.save(directory)
-    atomic_write(directory / "session.json", lambda f: f.write(json.dumps(session)), mode="w")
+    atomic_write(directory / STATE_FILE, lambda f: f.write(json.dumps(typed_config.to_dict(state))), mode="w")
     atomic_write(Path(root) / "latest", lambda f: f.write(name), mode="w")
     return directory
 
 
-def load_latest(root: str | Path, agent) -> dict[str, Any] | None:
-    """Restore the agent from the latest checkpoint and return its session data (None: no checkpoint)."""
+def load_latest(root: str | Path, agent, state_type: type[State]) -> State | None:
+    """Restore the agent from the latest checkpoint and return its state as ``state_type`` (None: none yet)."""
     pointer = Path(root) / "latest"
     if not pointer.is_file():
         return None
     directory = Path(root) / pointer.read_text().strip()
     agent.load(directory)
-    return json.loads((directory / "session.json").read_text())
+    try:
+        return typed_config.from_dict(state_type, json.loads((directory / STATE_FILE).read_text()))
+    except (json.JSONDecodeError, typed_config.ConfigError) as err:
+        raise ValueError(f"{directory / STATE_FILE}: not a {state_type.__name__} ({err})") from None

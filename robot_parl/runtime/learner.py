@@ -24,7 +24,7 @@ import numpy as np
 
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
 from robot_parl.rl.store_episodes import StoreFeed
-from robot_parl.runtime.checkpoints import load_latest, save_checkpoint
+from robot_parl.runtime.checkpoints import LearnerState, load_latest, save_checkpoint
 from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.runtime.steps import write_steps
 from robot_parl.runtime.weights import WeightPublisher, Weights
@@ -220,24 +220,23 @@ class Learner:
                                        self.rates(), list(self.recent)))
 
     def checkpoint(self) -> Path:
-        """Atomic checkpoint (agent, replay position, counters) under checkpoints/."""
+        """Atomic checkpoint (agent, replay positions, counters) under checkpoints/."""
         name = f"update_{self.agent.counters['critic_updates']:08d}"
-        return save_checkpoint(self.out / "checkpoints", name, self.agent,
-                               {"store_position": self.feed.position,
-                                "offline_position": self.offline.position if self.offline else 0,
-                                "online_critic_updates": self.online_critic_updates,
-                                "counters": dict(self.counters), "offline_done": self.offline_done})
+        return save_checkpoint(self.out / "checkpoints", name, self.agent, LearnerState(
+            store_position=self.feed.position, offline_position=self.offline.position if self.offline else 0,
+            online_critic_updates=self.online_critic_updates, offline_done=self.offline_done,
+            counters=dict(self.counters)))
 
     def _resume(self) -> bool:
-        session = load_latest(self.out / "checkpoints", self.agent)
-        if session is None:
+        state = load_latest(self.out / "checkpoints", self.agent, LearnerState)
+        if state is None:
             return False
-        self.feed.position = session["store_position"]
+        self.feed.position = state.store_position
         if self.offline is not None:
-            self.offline.position = session["offline_position"]
-        self.online_critic_updates = session["online_critic_updates"]
-        self.counters.update(session["counters"])
-        self.offline_done = session.get("offline_done", False)
+            self.offline.position = state.offline_position
+        self.online_critic_updates = state.online_critic_updates
+        self.counters.update(state.counters)
+        self.offline_done = state.offline_done
         self.log(f"resumed from checkpoint at {self.agent.counters['critic_updates']} critic updates, "
                  f"{self.feed.position} stored episodes in replay")
         return True

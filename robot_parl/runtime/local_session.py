@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -311,16 +311,25 @@ class LocalSession:
         """Save the agent and the curve so far under checkpoints/ (see runtime/checkpoints.py)."""
         # store_position: how many of the store's episodes the saved replay holds; later ones are fed on resume
         return save_checkpoint(self.out / "checkpoints", f"episode_{self.agent.counters['online_episodes']:06d}",
-                               self.agent, {"store_position": self.feed.position, "curve": self.curve})
+                               self.agent, LocalRunState(self.feed.position, self.curve))
 
     def resume(self) -> bool:
         """Load the latest checkpoint of this output directory, if there is one."""
-        session = load_latest(self.out / "checkpoints", self.agent)
-        if session is None:
+        state = load_latest(self.out / "checkpoints", self.agent, LocalRunState)
+        if state is None:
             return False
-        self.curve = session["curve"]
-        self.feed.position = session["store_position"]
+        self.curve = state.curve
+        self.feed.position = state.store_position
         return True
+
+
+@dataclass
+class LocalRunState:
+    """A local run's checkpoint state: how many of the store's episodes the saved replay holds (later ones are
+    fed on resume) and the learning curve so far."""
+
+    store_position: int = 0
+    curve: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _obs_key_specs(env) -> dict[str, KeySpec]:

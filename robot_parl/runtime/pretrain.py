@@ -16,7 +16,7 @@ from robot_parl.data.episode_store import EpisodeStore, StoreError
 from robot_parl.models.bc import train_bc
 from robot_parl.models.encoders import unflatten_obs
 from robot_parl.rl.store_episodes import StoreFeed
-from robot_parl.runtime.checkpoints import save_checkpoint
+from robot_parl.runtime.checkpoints import LearnerState, save_checkpoint
 from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.typed_config import ConfigError
 
@@ -58,5 +58,4 @@ def pretrain(cfg: FinetuneConfig, out: str | Path, bc_steps: int = 0, bc_batch_s
         if step % 100 == 0 or step == steps - 1:
             log(f"critic update {step + 1}/{steps}: loss {metrics['critic_loss']:.4f}")
     return save_checkpoint(Path(out) / "checkpoints", "pretrained", agent,
-                           {"store_position": 0, "offline_position": feed.position, "online_critic_updates": 0,
-                            "counters": {}, "offline_done": True})
+                           LearnerState(offline_position=feed.position, offline_done=True))

@@ -12,7 +12,7 @@ from robot_parl import cli, typed_config
 from robot_parl.data.video import read_mp4
 from robot_parl.eval.stats import wilson_interval
 from robot_parl.models.vla.checkpoint import write_random_checkpoint
-from robot_parl.runtime.checkpoints import save_checkpoint
+from robot_parl.runtime.checkpoints import LearnerState, save_checkpoint
 from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.runtime.evaluate import Evaluation
 from robot_parl.runtime.supervisor import ENTRY
@@ -43,7 +43,7 @@ def test_eval_two_policies_on_a_sim_robot_and_resume(tmp_path, capsys):
     tuned, _ = build_agent(cfg, cfg.spec())
     for p in tuned.policy.parameters():  # a "fine-tuned" policy: other weights, same architecture
         torch.nn.init.normal_(p, std=0.5)
-    checkpoint = save_checkpoint(tmp_path / "learner", "tuned", tuned, {})
+    checkpoint = save_checkpoint(tmp_path / "learner", "tuned", tuned, LearnerState())
     robot = subprocess.Popen([sys.executable, "-c", ENTRY, "robot", "--sim", "pick", "--sync", "--listen", endpoint,
                               "--session", "eval", "--robot", "robot0", CAMERA],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -83,7 +83,7 @@ def test_bad_checkpoints_and_action_spaces_are_refused_before_any_rollout(tmp_pa
         Evaluation(cfg, tmp_path / "e", {"tuned": str(tmp_path / "nowhere")}, str(tmp_path / "nowhere"), None, 1)
     other = typed_config.load(FinetuneConfig, "configs/finetune-tiny-vla.yaml",
                               _overrides() + ["policy.gaussian.hidden_dims=[8, 8]"])
-    checkpoint = save_checkpoint(tmp_path / "learner", "other", build_agent(other, other.spec())[0], {})
+    checkpoint = save_checkpoint(tmp_path / "learner", "other", build_agent(other, other.spec())[0], LearnerState())
     with pytest.raises(ValueError, match="do not fit"):
         Evaluation(cfg, tmp_path / "e", {"tuned": str(checkpoint)}, str(checkpoint), None, 1)
     vla = typed_config.load(FinetuneConfig, "configs/finetune-tiny-vla.yaml", [
