@@ -9,6 +9,7 @@ data). Everything is pure torch; environments and processes live in runtime/.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,15 +117,17 @@ class ParlAgent:
         self.counters["policy_version"] += 1
         return metrics
 
-    def train_offline(self, steps: int | None = None, progress=None) -> list[dict[str, float]]:
-        """The offline phase: critic updates only, on the offline data."""
+    def train_offline(self, steps: int | None = None,
+                      progress: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+        """The offline phase: critic updates only, on the offline data; ``progress`` gets each update's number
+        (from 1) and metrics."""
         if self.online:
             raise RuntimeError("train_offline after the switch to online; the offline phase comes first")
         history = []
-        for _ in range(self.cfg.schedule.offline_steps if steps is None else steps):
+        for step in range(1, (self.cfg.schedule.offline_steps if steps is None else steps) + 1):
             history.append(self.critic_update())
             if progress is not None:
-                progress()
+                progress(step, history[-1])
         return history
 
     def start_online(self) -> None:

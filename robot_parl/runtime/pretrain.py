@@ -53,9 +53,11 @@ def pretrain(cfg: FinetuneConfig, out: str | Path, bc_steps: int = 0, bc_batch_s
         agent.add_episode(episode, online)
     steps = agent.cfg.schedule.offline_steps
     log(f"offline critic: {steps} updates on {len(agent.replay)} transitions from {len(chosen)} episodes")
-    for step in range(steps):
-        metrics = agent.critic_update()
-        if step % 100 == 0 or step == steps - 1:
-            log(f"critic update {step + 1}/{steps}: loss {metrics['critic_loss']:.4f}")
+
+    def critic_progress(step: int, metrics: dict[str, float]) -> None:
+        if step % 100 == 1 or step == steps:
+            log(f"critic update {step}/{steps}: loss {metrics['critic_loss']:.4f}")
+
+    agent.train_offline(steps, critic_progress)
     return save_checkpoint(Path(out) / "checkpoints", "pretrained", agent,
                            LearnerState(offline_position=feed.position, offline_done=True))
