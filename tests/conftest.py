@@ -25,7 +25,7 @@ def zenoh_pair():
     endpoint = free_loopback_endpoint()
     a = open_session(TransportConfig(listen=[endpoint], connect=[]))
     b = open_session(TransportConfig(connect=[endpoint]))
-    time.sleep(0.3)  # let the link come up
+    assert _wait_for(lambda: list(a.info.peers_zid()) and list(b.info.peers_zid()), 10), "the zenoh link came not up"
     yield a, b
     b.close()
     a.close()

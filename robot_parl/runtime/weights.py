@@ -70,6 +70,10 @@ class WeightPublisher:
             self._pubs[weights.part].put_bytes(chunk)
         return len(data)
 
+    def matched(self, timeout_s: float) -> bool:
+        """Wait until an actor subscribes to every part (see :meth:`Publisher.matched`)."""
+        return all(pub.matched(timeout_s) for pub in self._pubs.values())
+
     def close(self) -> None:
         for pub in self._pubs.values():
             pub.close()

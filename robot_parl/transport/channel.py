@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -87,6 +88,16 @@ class Publisher:
         self.key = key
         congestion = zenoh.CongestionControl.BLOCK if block else zenoh.CongestionControl.DROP
         self._pub = session.declare_publisher(key, congestion_control=congestion)
+
+    def matched(self, timeout_s: float) -> bool:
+        """Wait until a subscriber on this key is known to zenoh (a message put now reaches it); False after
+        ``timeout_s`` without one."""
+        deadline = time.monotonic() + timeout_s
+        while not self._pub.matching_status.matching:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     def put(self, msg: Any) -> None:
         self._pub.put(encode(msg))

@@ -42,7 +42,7 @@ def session_parts(zenoh_pair, tmp_path):
     master, slave = os.openpty()
     actor = Actor(cfg, tmp_path / "actor", actor_session, log=lambda line: None,
                   operator=Keyboard(spec.action.low, spec.action.high, step=0.5, fd=slave))
-    time.sleep(0.3)
+    assert publisher.matched(10)
     learner, _ = build_agent(cfg, spec)
     publisher.publish(Weights("policy", "L", 0, learner.policy.sync_state()))
     publisher.publish(Weights("critic", "L", 0, learner.critic.state_dict()))

@@ -6,7 +6,6 @@ here from the offline tokenizer's rules (Llama's ids: BOS 1, "▁" 29871, byte f
 """
 
 import threading
-import time
 
 import numpy as np
 
@@ -56,7 +55,7 @@ def test_two_instructions_reach_the_model_when_acting_and_training(zenoh_pair, t
     publisher = WeightPublisher(robot_session, KeySpace("tasks", "learner"))
     learner, action_space = build_agent(cfg, spec)
     try:
-        time.sleep(0.3)
+        assert publisher.matched(10)
         publisher.publish(Weights("policy", "L", 0, learner.policy.sync_state()))
         publisher.publish(Weights("critic", "L", 0, learner.critic.state_dict()))
         actor.wait_for_weights(threading.Event())

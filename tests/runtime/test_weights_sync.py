@@ -47,7 +47,7 @@ def test_hot_swap_refusals_and_versions(vla_config, zenoh_pair, tmp_path):
     actor = Actor(vla_config, tmp_path / "actor", actor_session)
     learner, _ = build_agent(vla_config, vla_config.spec())
     publisher = WeightPublisher(learner_session, KeySpace("weights", "learner"))
-    time.sleep(0.3)  # subscriptions reach the publishing session
+    assert publisher.matched(10)  # the actor's subscriptions reached the publishing session
     rng = np.random.default_rng(0)
     obs = {"images": {"front": torch.from_numpy(rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8))},
            "proprio": torch.zeros(2, 4)}

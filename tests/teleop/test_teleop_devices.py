@@ -82,7 +82,7 @@ def test_forwarded_teleop_follows_the_newest_command_fires_buttons_once_and_expi
     keys = KeySpace("t", "arm")
     device = RobotForwarded(client, keys, max_age_s=0.3)
     pub = Publisher(robot, keys.teleop, block=True)
-    time.sleep(0.3)  # let the subscription reach the publishing session
+    assert pub.matched(5)  # the device's subscription reached the publishing session
     try:
         v = np.array([0.01, 0, 0, 0, 0, 0, 1], np.float32)
         pub.put(Teleop(1, "joy", v, buttons={"success": False}))
@@ -100,11 +100,14 @@ def test_forwarded_teleop_follows_the_newest_command_fires_buttons_once_and_expi
         assert wait_for(lambda: device.inbox.pending() == 1, 5)
         assert device.poll().values is None
         # a device computed from the observation: wait for the command stamped for it
-        waiting = RobotForwarded(client, keys, wait_s=5.0)
-        time.sleep(0.2)
-        pub.put(Teleop(10, "scripted", v))
+        other = KeySpace("t", "arm2")  # a robot of its own, so its publisher matches this device alone
+        waiting = RobotForwarded(client, other, wait_s=5.0)
+        scripted = Publisher(robot, other.teleop, block=True)
+        assert scripted.matched(5)
+        scripted.put(Teleop(10, "scripted", v))
         assert waiting.poll(stamp_ns=10).values is not None
         waiting.close()
+        scripted.close()
         paired = Paired(device, device)
         assert paired.name == "robot+robot"
     finally:
