@@ -255,7 +255,8 @@ def decode(payload: bytes | bytearray | memoryview, expected: type | None = None
         raise MessageError(f"header length {header_len} does not fit a payload of {len(view)} bytes")
     try:
         header = _HEADER.decode(view[_PREFIX.size:_PREFIX.size + header_len])
-    except (msgspec.DecodeError, ValueError) as err:  # ValueError: invalid UTF-8 in a string
+    # ValueError: invalid UTF-8 in a string; RecursionError: values nested deeper than msgspec will follow
+    except (msgspec.DecodeError, ValueError, RecursionError) as err:
         raise MessageError(f"malformed header: {err}") from None
     if header.v != SCHEMA_VERSION:
         raise MessageError(f"schema version {header.v}, this build reads version {SCHEMA_VERSION}")
@@ -265,7 +266,7 @@ def decode(payload: bytes | bytearray | memoryview, expected: type | None = None
         raise MessageError(f"message type {header.type!r}, expected {want}")
     try:
         scalars = msgspec.structs.asdict(_FIELDS[header.type].decode(header.fields))
-    except (msgspec.DecodeError, ValueError) as err:
+    except (msgspec.DecodeError, ValueError, RecursionError) as err:
         raise MessageError(f"{header.type} fields: {err}") from None
     values: dict[str, Any] = {name: ({} if name == "images" else None) for name in _ARRAYS[header.type]}
     offset = _PREFIX.size + header_len
