@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
+from robot_parl.data.episode_store import EpisodeStore, KeySpec, StoreError, rl_schema
+from robot_parl.limited_log import LimitedLog
 from robot_parl.rl.store_episodes import StoreFeed
 from robot_parl.runtime.checkpoints import LearnerState, load_latest, save_checkpoint
 from robot_parl.runtime.config import FinetuneConfig, build_agent
@@ -49,6 +50,7 @@ class Learner:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.log = log
+        self._warn = LimitedLog(log)
         self.spec = cfg.spec()
         self.agent, actions = build_agent(cfg, self.spec)  # refuses a policy that does not fit, before any write
         self.out.mkdir(parents=True, exist_ok=True)
@@ -102,6 +104,11 @@ class Learner:
         for step in self.steps.drain():
             taken += 1
             self.counters["steps_received"] += 1
+            refusal = self._refusal(step)
+            if refusal is not None:
+                self.counters["refused_steps"] += 1
+                self._warn(f"step {step.index} of episode {step.episode_id!r} from {step.actor!r} refused: {refusal}")
+                continue
             if step.episode_id in self.committed:
                 self.counters["duplicate_steps"] += 1
                 continue
@@ -124,11 +131,41 @@ class Learner:
                     del self.open[episode_id]
         return taken
 
+    def _refusal(self, step: Step) -> str | None:
+        """Why ``step`` cannot belong to an episode of this robot (None: it can); checked before it is kept."""
+        cameras = {c.name: (c.height, c.width, 3) for c in self.spec.cameras}
+        if set(step.images) != set(cameras):
+            return f"cameras {sorted(step.images)}, expected {sorted(cameras)}"
+        for name, shape in cameras.items():
+            image = step.images[name]
+            if image.dtype != np.uint8 or image.shape != shape:
+                return f"camera {name!r} is {image.dtype} {image.shape}, expected uint8 {shape}"
+        wanted = {"proprio": (len(self.spec.proprio),), "action": (self.spec.action.dim,),
+                  "candidates": (self.agent.cfg.num_samples, self.spec.action.dim)}
+        for key, shape in wanted.items():
+            value = getattr(step, key)
+            if value is None:
+                return f"{key} is missing"
+            if value.shape != shape:
+                return f"{key} has shape {value.shape}, expected {shape}"
+            if not np.isfinite(value).all():
+                return f"{key} has non-finite values"
+        if not np.isfinite(step.reward):
+            return f"reward {step.reward}"
+        if step.index < 0 or (step.final and step.index == 0):
+            return f"index {step.index}{' is final' if step.final else ''}: an episode needs s_0 and a final s_T"
+        return None
+
     def _commit(self, episode_id: str, steps: list[Step], partial: bool) -> None:
-        write_steps(self.writer, steps, partial)
         self.open.pop(episode_id, None)
-        self.committed.add(episode_id)
+        self.committed.add(episode_id)  # refused or not, it is acknowledged: its actor stops resending it
         self.recent.append(episode_id)
+        try:
+            write_steps(self.writer, steps, partial)
+        except StoreError as err:  # e.g. stamps that do not increase: the episode is refused, the learner goes on
+            self.counters["refused_episodes"] += 1
+            self._warn(f"episode {episode_id!r} from {steps[0].actor!r} refused: {err}")
+            return
         self.counters["partial_episodes" if partial else "episodes"] += 1
         self.log(f"committed {'partial ' if partial else ''}episode {episode_id} of {steps[0].actor}: "
                  f"{len(steps) - 1} steps, {'success' if steps[-1].success and not partial else 'failure'}")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from robot_parl.data.episode_store import EpisodeInfo, EpisodeWriter
+from robot_parl.data.episode_store import EpisodeInfo, EpisodeWriter, StoreError
 from robot_parl.transport.messages import Step
 
 
@@ -35,11 +35,16 @@ def frame_step(frame: dict[str, np.ndarray], index: int, info: EpisodeInfo, acto
 
 def write_steps(writer: EpisodeWriter, steps: Sequence[Step], partial: bool = False) -> EpisodeInfo:
     """Commit an episode's steps (0..T, the final one holding s_T): an intervention if the operator took over any
-    step; ``partial``: the actor died before its final step (no outcome)."""
+    step; ``partial``: the actor died before its final step (no outcome). A StoreError (a frame the store refuses)
+    leaves nothing behind."""
     first = steps[0]
     writer.begin("rollout", first.instruction, first.policy_version, first.critic_version, ("candidates",),
                  first.episode_id)
-    for step in steps:
-        writer.add(step_frame(step))
+    try:
+        for step in steps:
+            writer.add(step_frame(step))
+    except StoreError:
+        writer.discard()  # nothing of a refused episode is kept; the writer is ready for the next
+        raise
     intervened = any(s.source == "intervention" for s in steps)
     return writer.end(steps[-1].success and not partial, partial, source="intervention" if intervened else "rollout")
