@@ -121,6 +121,11 @@ class Actor:
             if w.instance == self.instances[w.part] and w.version <= self.versions[w.part]:
                 continue  # an older version of the same learner, delivered late
             started = time.perf_counter()
+            bad = sorted(name for name, t in w.state.items() if t.is_floating_point() and not bool(t.isfinite().all()))
+            if bad:  # applied, they would make the next decision fail (and the robot hold)
+                self.weights.refuse(f"{w.part} v{w.version} from {w.instance}: non-finite values in {bad[:3]} "
+                                    f"({len(bad)} tensors)")
+                continue
             try:
                 if w.part == "policy":
                     self.agent.policy.load_sync_state(w.state)

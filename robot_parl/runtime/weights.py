@@ -80,27 +80,48 @@ class WeightPublisher:
 
 
 class WeightInbox:
-    """Receives weights (transport thread); :meth:`take` returns the newest complete version of each part."""
+    """Receives weights (transport thread); :meth:`take` returns the newest complete version of each part.
 
-    def __init__(self, session, keys: KeySpace):
-        self._reassembler = Reassembler()
+    A transfer whose next chunk does not come within ``transfer_timeout_s`` is dropped (refused and counted), so
+    transfers that never complete cannot hold memory.
+    """
+
+    def __init__(self, session, keys: KeySpace, transfer_timeout_s: float = 60.0):
+        self._reassembler = Reassembler(timeout_s=transfer_timeout_s)
         self._lock = threading.Lock()
         self._latest: dict[str, Weights] = {}
         self.refused = 0
         self.last_error = ""
         self._subs = [session.declare_subscriber(keys.weights(part), self._on_sample) for part in PARTS]
 
-    def _on_sample(self, sample) -> None:
-        try:
-            done = self._reassembler.add(sample.payload.to_bytes())
-            if done is None:
-                return
-            weights = unpack(*done)
-        except MessageError as err:
-            self.refuse(str(err))
-            return
+    @property
+    def pending_transfers(self) -> int:
+        """Transfers begun and not yet complete."""
         with self._lock:
-            self._latest[weights.part] = weights
+            return len(self._reassembler)
+
+    def _on_sample(self, sample) -> None:
+        with self._lock:
+            expired = self._reassembler.expire()
+            try:
+                done, error = self._reassembler.add(sample.payload.to_bytes()), ""
+            except MessageError as err:
+                done, error = None, str(err)
+        self._refuse_expired(expired)
+        if done is not None:
+            try:
+                weights = unpack(*done)
+            except MessageError as err:
+                error = str(err)
+            else:
+                with self._lock:
+                    self._latest[weights.part] = weights
+        if error:
+            self.refuse(error)
+
+    def _refuse_expired(self, transfers: list[str]) -> None:
+        for transfer in transfers:
+            self.refuse(f"transfer {transfer!r} got no chunk for {self._reassembler.timeout_s} s; dropped incomplete")
 
     def refuse(self, why: str) -> None:
         """Count and log a payload that cannot be applied (also called by the actor when loading fails)."""
@@ -114,6 +135,8 @@ class WeightInbox:
         with self._lock:
             out = list(self._latest.values())
             self._latest.clear()
+            expired = self._reassembler.expire()
+        self._refuse_expired(expired)
         return out
 
     def close(self) -> None:

@@ -85,6 +85,10 @@ class Reassembler:
             return self._refuse(chunk.transfer_id, "sha256 mismatch")
         return chunk.transfer_id, data
 
+    def __len__(self) -> int:
+        """Transfers begun and not complete."""
+        return len(self._transfers)
+
     def expire(self, now: float | None = None) -> list[str]:
         """Refuse and forget transfers that got no chunk for ``timeout_s``: their missing chunks are lost."""
         now = time.monotonic() if now is None else now

@@ -11,7 +11,7 @@ from robot_parl import typed_config
 from robot_parl.models.vla.checkpoint import write_random_checkpoint
 from robot_parl.runtime.actor import Actor
 from robot_parl.runtime.config import FinetuneConfig, build_agent
-from robot_parl.runtime.weights import WeightPublisher, Weights, pack
+from robot_parl.runtime.weights import WeightInbox, WeightPublisher, Weights, pack
 from robot_parl.transport.chunks import split_payload
 from robot_parl.transport.keys import KeySpace
 
@@ -88,11 +88,39 @@ def test_hot_swap_refusals_and_versions(vla_config, zenoh_pair, tmp_path):
         _wait(lambda: actor.apply_weights() or actor.weights.refused >= 3)
         assert "do not fit" in actor.weights.last_error and actor.versions["policy"] == 3
         torch.testing.assert_close(_actions(actor.agent, obs), after)
+        # weights with NaN or inf: refused before the swap, the actor keeps acting on what it has
+        poisoned = {k: torch.full_like(v, float("nan")) if i == 0 else v
+                    for i, (k, v) in enumerate(learner.policy.sync_state().items())}
+        publisher.publish(Weights("policy", "L1", 9, poisoned))
+        _wait(lambda: actor.apply_weights() or actor.weights.refused >= 4)
+        assert "non-finite values" in actor.weights.last_error and actor.versions["policy"] == 3
+        torch.testing.assert_close(_actions(actor.agent, obs), after)
         # an older version from the same learner, delivered late, is ignored; a new learner's is taken
         publisher.publish(Weights("policy", "L1", 2, wrong))
         publisher.publish(Weights("critic", "L2", 1, learner.critic.state_dict()))
         _wait(lambda: actor.apply_weights() or actor.versions["critic"] == 1)
-        assert actor.versions["policy"] == 3 and actor.weights.refused == 3
+        assert actor.versions["policy"] == 3 and actor.weights.refused == 4
     finally:
         publisher.close()
         actor.close()
+
+
+def test_incomplete_transfers_are_dropped_after_their_timeout(zenoh_pair):
+    learner_session, actor_session = zenoh_pair
+    inbox = WeightInbox(actor_session, KeySpace("expire", "learner"), transfer_timeout_s=0.5)
+    publisher = WeightPublisher(learner_session, KeySpace("expire", "learner"))
+    try:
+        assert publisher.matched(10)
+        state = {"w": torch.zeros(4096)}
+        for version in range(300):  # every transfer's last chunk never comes
+            chunks = list(split_payload(pack(Weights("policy", "L", version, state)), f"policy-L-{version}",
+                                        chunk_bytes=4096))
+            for chunk in chunks[:-1]:
+                publisher._pubs["policy"].put_bytes(chunk)
+        _wait(lambda: inbox.pending_transfers == 300)
+        time.sleep(0.6)
+        assert inbox.take() == [] and inbox.pending_transfers == 0 and inbox.refused == 300
+        assert "dropped incomplete" in inbox.last_error
+    finally:
+        publisher.close()
+        inbox.close()
