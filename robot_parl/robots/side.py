@@ -80,7 +80,8 @@ class RobotSide:
         self.safety = Safety(self.spec)
         self.watchdog = Watchdog(sync_timeout_s if synchronous else self.spec.period_s * self.spec.deadline_fraction)
         self.actions = Inbox(Action, maxlen=32)
-        self.controls = Inbox(Control, maxlen=256)
+        # an e-stop is never dropped for a flood of other controls
+        self.controls = Inbox(Control, maxlen=256, keep=lambda msg: msg.command == "estop")
         self.counters: Counter[str] = Counter()
         self.seq = 0
         self.running = False
@@ -189,6 +190,7 @@ class RobotSide:
         counters = dict(self.safety.counters) | dict(self.counters) | dict(getattr(self.adapter, "counters", {}))
         counters["actions_refused"] = self.actions.refused
         counters["controls_refused"] = self.controls.refused
+        counters["controls_dropped"] = self.controls.overflow
         return {k: int(v) for k, v in counters.items()}
 
     def publish_status(self) -> None:

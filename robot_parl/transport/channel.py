@@ -14,13 +14,16 @@ from robot_parl.transport.messages import MessageError, decode, encode
 class Inbox:
     """Receives payloads of one message type; malformed ones are counted and dropped, never raised.
 
-    Messages queue up to ``maxlen`` (oldest dropped first, counted in ``overflow``); ``on_message``,
-    when given, is called in the receiving thread instead of queueing.
+    Messages queue up to ``maxlen`` (oldest dropped first, counted in ``overflow``); messages for which
+    ``keep`` is true (an e-stop) are never dropped for others: a full queue drops its oldest other message.
+    ``on_message``, when given, is called in the receiving thread instead of queueing.
     """
 
-    def __init__(self, expected: type, maxlen: int = 64, on_message: Callable[[Any], None] | None = None):
+    def __init__(self, expected: type, maxlen: int = 64, on_message: Callable[[Any], None] | None = None,
+                 keep: Callable[[Any], bool] | None = None):
         self.expected = expected
         self.on_message = on_message
+        self.keep = keep
         self.received = 0
         self.refused = 0
         self.overflow = 0
@@ -46,6 +49,10 @@ class Inbox:
             self.received += 1
             if len(self._queue) == self._queue.maxlen:
                 self.overflow += 1
+                if self.keep is not None:
+                    droppable = next((m for m in self._queue if not self.keep(m)), None)
+                    if droppable is not None:
+                        self._queue.remove(droppable)
             self._queue.append(msg)
             self._cond.notify_all()
 

@@ -142,6 +142,19 @@ def test_estop_latch_holds_until_cleared_and_status_reports_it(rig, wait_for):
     assert len(arm.applied) == 7 and not side.safety.estopped
 
 
+def test_an_estop_in_a_flood_of_controls_is_never_dropped(rig, wait_for):
+    arm, side, actor = rig(lambda obs: (0.0, _act(obs.seq)))
+    _start(side, actor, wait_for)
+    side.run(max_ticks=2)
+    actor.control.put(Control("estop"))
+    for _ in range(600):  # more than the control queue holds, within one tick
+        actor.control.put(Control("label", value=True))
+    assert wait_for(lambda: side.controls.received == 602, 10)
+    side.run(max_ticks=3)
+    assert side.safety.estopped and len(arm.applied) == 2
+    assert side.all_counters()["controls_dropped"] == 601 - 256  # the overflow is counted, not silent
+
+
 def test_synchronous_mode_waits_for_each_action(rig, wait_for):
     arm, side, actor = rig(lambda obs: (0.15, _act(obs.seq)), synchronous=True)
     _start(side, actor, wait_for)
