@@ -14,7 +14,9 @@ an idle page (PNG encoding happens on the server thread, when a browser asks). T
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
+import socket
 import sys
 import threading
 from http import HTTPStatus
@@ -64,6 +66,8 @@ class LiveView:
 
     def __init__(self, address: str = "127.0.0.1:8765", title: str = "robot-parl"):
         host, port = parse_address(address)
+        # Names a browser may use to reach the page: a DNS name outside these (a rebinding attack's) is refused.
+        self.host_names = {"localhost", host.lower(), socket.gethostname().lower(), socket.getfqdn().lower()}
         self._lock = threading.Lock()
         self._images: dict[str, np.ndarray] = {}
         self._state: dict[str, Any] = {"title": title, "step_seq": 0, "cameras": [], "decision": None,
@@ -113,6 +117,15 @@ class LiveView:
         with self._lock:
             return self._images.get(camera)
 
+    def host_allowed(self, header: str) -> bool:
+        """Whether a request's Host header names this machine: an IP address or one of :attr:`host_names`."""
+        name = urlparse(f"//{header}").hostname or ""
+        try:
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            return name.lower() in self.host_names
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -123,6 +136,10 @@ class LiveView:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if not view.host_allowed(self.headers.get("Host", "")):
+                    self.send_error(HTTPStatus.FORBIDDEN, "unknown Host: open the page by the address the actor "
+                                                          "printed")
+                    return
                 path = urlparse(self.path).path
                 if path in ("/", "/index.html"):
                     self._reply(PAGE.read_bytes(), "text/html; charset=utf-8")

@@ -88,6 +88,29 @@ def test_the_server_sends_the_state_and_the_frames_it_was_given():
         _get(view.url + "state.json")
 
 
+def test_requests_naming_another_host_are_refused():
+    """A page on another site whose DNS name rebinds to 127.0.0.1 sends its own name as Host: refused."""
+    import http.client
+
+    view = LiveView("127.0.0.1:0", title="unit")
+    port = int(view.url.rsplit(":", 1)[1].strip("/"))
+    try:
+        for host, status in ((f"127.0.0.1:{port}", 200), (f"localhost:{port}", 200), (f"[::1]:{port}", 200),
+                             (f"attacker.example:{port}", 403), ("rebind.attacker.example", 403), ("", 403)):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.putrequest("GET", "/state.json", skip_host=True)
+            if host:
+                conn.putheader("Host", host)
+            conn.endheaders()
+            response = conn.getresponse()
+            assert (host, response.status) == (host, status)
+            body = response.read()
+            assert (b"decision" in body) == (status == 200)
+            conn.close()
+    finally:
+        view.close()
+
+
 def test_bad_addresses_and_a_taken_port_are_clear_errors():
     for bad in ("8765", "localhost:", "127.0.0.1:http", "127.0.0.1:70000"):
         with pytest.raises(ValueError, match="host:port"):
