@@ -266,7 +266,11 @@ def _learner(args: argparse.Namespace) -> int:
     cfg = _finetune_config(args)
     stop = _stop_on_signals()
     session = open_session(TransportConfig(listen=[cfg.link.learner_endpoint], connect=[]))
-    learner = Learner(cfg, args.out, session, log=_log)
+    try:
+        learner = Learner(cfg, args.out, session, log=_log)
+    except BaseException:
+        session.close()  # an open session's threads would keep a failed start from exiting
+        raise
     print(f"learner {learner.instance} on {cfg.link.learner_endpoint}, session {cfg.link.session!r}, "
           f"store {learner.out / 'episodes'}" + (" (resumed)" if learner.resumed else ""), flush=True)
     try:
@@ -303,7 +307,13 @@ def _actor(args: argparse.Namespace) -> int:
         low, high = cfg.spec().action.low, cfg.spec().action.high
         operator = Paired(SpaceMouse(low, high), Keyboard(low, high))
         print(HELP, flush=True)
-    actor = Actor(cfg, args.out, session, name=args.name, log=_log, operator=operator)
+    try:
+        actor = Actor(cfg, args.out, session, name=args.name, log=_log, operator=operator)
+    except BaseException:
+        session.close()  # an open session's threads would keep a failed start from exiting
+        if operator is not None:
+            operator.close()
+        raise
     print(f"actor {args.name} on robot {cfg.link.robot!r} ({cfg.link.robot_endpoint}), learner "
           f"{cfg.link.learner_endpoint}", flush=True)
     try:
@@ -639,6 +649,10 @@ def main(argv: list[str] | None = None) -> int:
         from robot_parl.data.episode_store import StoreError, StoreLocked
 
         expected += (StoreError, StoreLocked)
+    if args.command in ("learner", "demo"):
+        from robot_parl.runtime.checkpoints import CheckpointError
+
+        expected += (CheckpointError,)
     try:
         return args.run(args)
     except expected as err:

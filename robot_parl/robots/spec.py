@@ -7,6 +7,7 @@ It never imports torch: the ROS 2 node and the robot side read it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -61,6 +62,9 @@ class ActionSpec:
         require(n >= 1, "names", "at least one action dimension", self.names)
         for key in ("units", "low", "high", "max_change"):
             require(len(getattr(self, key)) == n, key, f"{n} entries (one per action name)", getattr(self, key))
+        for key in ("low", "high", "max_change"):
+            values = getattr(self, key)
+            require(all(math.isfinite(v) for v in values), key, "finite numbers", values)
         bad = [name for name, lo, hi in zip(self.names, self.low, self.high) if not lo < hi]
         require(not bad, "low", f"low < high in every dimension (not so for {bad})", self.low)
         require(all(m > 0 for m in self.max_change), "max_change", "positive limits", self.max_change)
@@ -122,7 +126,8 @@ class RobotSpec:
         return keys
 
     def validate(self) -> None:
-        require(self.control_rate_hz > 0, "control_rate_hz", "a positive rate", self.control_rate_hz)
+        require(0 < self.control_rate_hz < math.inf, "control_rate_hz", "a positive finite rate", self.control_rate_hz)
+        require(all(math.isfinite(v) for v in self.home_pose), "home_pose", "finite numbers", self.home_pose)
         require(0 < self.deadline_fraction <= 1, "deadline_fraction", "a number in (0, 1]", self.deadline_fraction)
         names = [c.name for c in self.cameras]
         require(len(set(names)) == len(names), "cameras", "distinct camera names", names)

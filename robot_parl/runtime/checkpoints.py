@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from safetensors import SafetensorError
+
 from robot_parl import typed_config
 from robot_parl.files import atomic_write
 
@@ -40,14 +42,21 @@ def save_checkpoint(root: str | Path, name: str, agent, state) -> Path:
     return directory
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from; the message names the file and what is wrong."""
+
+
 def load_latest(root: str | Path, agent, state_type: type[State]) -> State | None:
     """Restore the agent from the latest checkpoint and return its state as ``state_type`` (None: none yet)."""
     pointer = Path(root) / "latest"
     if not pointer.is_file():
         return None
     directory = Path(root) / pointer.read_text().strip()
-    agent.load(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{pointer} names {directory.name!r}, which is not a checkpoint under {root}; point it "
+                              f"at one, or remove it to start over")
     try:
+        agent.load(directory)
         return typed_config.from_dict(state_type, json.loads((directory / STATE_FILE).read_text()))
-    except (json.JSONDecodeError, typed_config.ConfigError) as err:
-        raise ValueError(f"{directory / STATE_FILE}: not a {state_type.__name__} ({err})") from None
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:  # missing, truncated, foreign
+        raise CheckpointError(f"checkpoint {directory} cannot be resumed: {err}") from None

@@ -92,6 +92,10 @@ def test_watchdog():
     (["workspace.high=[0.1,0.3,0.35]"], "workspace.high"),
     (["cameras=[{name: a}, {name: a}]"], "cameras"),
     (["command_mode=torque"], "command_mode"),
+    (["action.high=[.inf,0.02,0.02,0.1,0.1,0.1,1]"], "action.high"),
+    (["action.max_change=[.nan,1,1,1,1,1,1]"], "action.max_change"),
+    (["control_rate_hz=.inf"], "control_rate_hz"),
+    (["home_pose=[.nan,0,0.2,0,0,0,1]", "workspace={low: [], high: []}"], "home_pose"),
 ])
 def test_bad_specs_name_the_key(overrides, key):
     with pytest.raises(typed_config.ConfigError) as err:

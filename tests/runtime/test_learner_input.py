@@ -101,3 +101,21 @@ def test_wrong_steps_are_refused_and_the_learner_lives_on(tmp_path):
     assert log.count("refused") < len(BAD)
     store = EpisodeStore(out / "episodes")
     assert [e.episode_id for e in store.episodes()] == ["good"] and len(store.info(0)) == 4
+
+
+@pytest.mark.parametrize("damage", ["latest names nothing", "truncated agent file"])
+def test_a_learner_with_a_broken_checkpoint_stops_at_once_with_one_line(tmp_path, damage):
+    out = tmp_path / "learner"
+    args = [sys.executable, "-c", ENTRY, "learner", "--config", "configs/finetune-tiny-vla.yaml", "--out", str(out),
+            "robot_overrides=['cameras=[{name: front, width: 32, height: 32}]']", "policy.kind=gaussian",
+            "policy.gaussian.hidden_dims=[16]", f"parl.num_samples={N}", "parl.top_k=2", "link.session=broken",
+            f"link.learner_endpoint={free_loopback_endpoint()}"]
+    (out / "checkpoints" / "update_00000010").mkdir(parents=True)
+    (out / "checkpoints" / "latest").write_text("update_00000009" if damage == "latest names nothing"
+                                                 else "update_00000010")
+    (out / "checkpoints" / "update_00000010" / "agent.safetensors").write_bytes(b"\x10\x00\x00\x00")
+    started = time.monotonic()
+    run = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    said = [line for line in run.stderr.splitlines() if line.startswith("robot-parl:")]
+    assert run.returncode == 2 and len(said) == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert "update_000000" in said[0] and time.monotonic() - started < 60
