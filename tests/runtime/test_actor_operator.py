@@ -106,4 +106,5 @@ def test_takeover_label_pause_and_estop(session_parts, tmp_path):
     _wait(lambda: side.running)
     os.write(keys, b"x")
     thread.join(20)
-    assert actor.quit and side.safety.estopped and actor.counters["estops"] == 1
+    assert actor.quit and actor.counters["estops"] == 1
+    _wait(lambda: side.safety.estopped)  # latched at the robot side's next tick
