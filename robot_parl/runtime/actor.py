@@ -38,6 +38,7 @@ from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.messages import LearnerStatus, Status, Step
 
+STATUS_WHILE_PAUSED_S = 0.5  # an operator's pause reports the open episode this often
 # the learner's counters the live view shows (its rates are shown too)
 LEARNER_SHOWN = ("critic_updates", "distill_updates", "online_episodes", "online_env_steps", "steps_received")
 
@@ -226,7 +227,11 @@ class Actor:
     def _pause_for_operator(self) -> dict:
         self.env.hold()
         self.counters["pauses"] += 1
+        heard = 0.0
         while True:
+            if time.monotonic() - heard > STATUS_WHILE_PAUSED_S:  # the learner keeps the paused episode open
+                self.publish_status()
+                heard = time.monotonic()
             events = self.operator.poll(0).events
             if "quit" in events or "estop" in events:
                 self.quit = True

@@ -77,7 +77,8 @@ class LearnerConfig:
     checkpoint_every_s: float = 60.0
     # The learner never trains past this many critic updates per environment step (its share of the machine).
     max_critic_utd: float = 4.0
-    # An episode whose steps stopped coming this long ago (its actor died) is committed as partial.
+    # An episode whose steps stopped coming this long ago and whose actor stopped reporting it (it died; a paused
+    # actor keeps reporting) is committed as partial.
     partial_after_s: float = 20.0
     offline_store: str = ""  # teleop/sim episodes to pre-train on and mix in (an episode store directory)
     offline_sources: list[str] = field(default_factory=list)  # which of its episodes: these sources (empty: all)

@@ -94,6 +94,9 @@ class Learner:
         self._actor_status.feed(sample.payload.to_bytes())
 
     def _on_actor_status(self, msg: Status) -> None:
+        episode = self.open.get(msg.episode_id)
+        if episode is not None:  # its actor is alive (an operator's pause): the episode is not abandoned
+            episode.last_seen = time.monotonic()
         if min(msg.versions.get("policy", -1), msg.versions.get("critic", -1)) < 0:
             self._republish_requested = True  # an actor without weights: send it ours
 
