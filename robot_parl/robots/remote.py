@@ -52,6 +52,7 @@ class RemoteRobotEnv(gym.Env):
                       subscribe(session, keys.status, status)]
         self._action = Publisher(session, keys.action)
         self._control = Publisher(session, keys.control, block=True)
+        self.peer = uuid.uuid4().hex[:12]  # this controller's id: the robot side's lease names it
         self.episode_id = ""
         self.last: Observation | None = None
         self.steps = 0
@@ -96,8 +97,8 @@ class RemoteRobotEnv(gym.Env):
                 raise RobotTimeout(f"no observation from {self.keys.obs} within {self.timeout_s} s: "
                                    "is the robot side running?")
             self.last = first
-        self._control.put(Control("reset"))
-        self._control.put(Control("start", episode_id=self.episode_id))
+        self._control.put(Control("reset", peer=self.peer))
+        self._control.put(Control("start", episode_id=self.episode_id, peer=self.peer))
         self.labels.drain()
         self.steps = 0
         obs = self._next_observation(self.last.seq if self.last else 0, self.episode_id)
@@ -110,7 +111,8 @@ class RemoteRobotEnv(gym.Env):
         if values.shape != self.action_space.shape:
             raise ValueError(f"action must have shape {self.action_space.shape} ({self.spec.action.names}), "
                              f"got {values.shape}")
-        self._action.put(Action(self.last.seq, values, self.action_source, sent_ns=time.monotonic_ns()))
+        self._action.put(Action(self.last.seq, values, self.action_source, sent_ns=time.monotonic_ns(),
+                                peer=self.peer))
         obs = self._next_observation(self.last.seq, self.episode_id)
         self.steps += 1
         label = self._label()
@@ -121,21 +123,21 @@ class RemoteRobotEnv(gym.Env):
 
     def hold(self) -> None:
         """End (or pause) the robot side's episode: it holds until resume() or the next reset()."""
-        self._control.put(Control("stop"))
+        self._control.put(Control("stop", peer=self.peer))
 
     def resume(self) -> dict:
         """Continue the current episode after hold(); returns the newest observation."""
-        self._control.put(Control("start", episode_id=self.episode_id))
+        self._control.put(Control("start", episode_id=self.episode_id, peer=self.peer))
         self.observations.drain()
         return self._obs(self._next_observation(self.last.seq if self.last else 0, self.episode_id))
 
     def estop(self) -> None:
         """Latch the robot side's e-stop (cleared there, by an operator's clear_estop)."""
-        self._control.put(Control("estop"))
+        self._control.put(Control("estop", peer=self.peer))
 
     def close(self):
         if self._subs:
-            self._control.put(Control("stop"))
+            self._control.put(Control("stop", peer=self.peer))
             for sub in self._subs:
                 sub.undeclare()
             self._subs = []

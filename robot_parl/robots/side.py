@@ -7,6 +7,12 @@ messages start and stop episodes, reset to home, label outcomes, mark interventi
 clear the e-stop. In synchronous mode (simulated robots in tests and benchmarks) the robot waits for
 each action instead of holding.
 
+One controller at a time: a ``reset`` or ``start`` from a peer takes the robot's lease when it is free or its
+holder has been silent for ``lease_timeout_s``; from then on only the holder's actions, start, stop, reset, intervention
+and clear_estop are obeyed (others are refused and counted as ``lease_refused``). Anyone may latch the
+e-stop or label an episode (operators' tools do); only the holder, or the robot's own operator through
+``safety``, clears the e-stop.
+
 Hardware or a simulator plugs in through a :class:`RobotAdapter`. Teleop devices the robot side hosts
 (ROS 2 teleop topics, a simulated robot's scripted expert) are forwarded as Teleop messages for data
 collection and interventions: an adapter with a ``teleop(frame)`` method is asked once per tick, and
@@ -67,8 +73,12 @@ class RobotSide:
     """Runs one robot behind the protocol; call :meth:`run` (or :meth:`tick` from your own loop)."""
 
     def __init__(self, adapter: RobotAdapter, session, keys: KeySpace, synchronous: bool = False,
-                 instruction: str = "", status_every: int = 10, sync_timeout_s: float = 60.0):
+                 instruction: str = "", status_every: int = 10, sync_timeout_s: float = 60.0,
+                 lease_timeout_s: float = 5.0):
         self.adapter = adapter
+        self.lease: str | None = None  # the peer whose commands are obeyed
+        self.lease_timeout_s = lease_timeout_s
+        self._lease_heard = 0.0
         self.spec = adapter.spec
         self.keys = keys
         # Cameras with a calibration file: frames are undistorted, cropped and resized before sending.
@@ -98,8 +108,24 @@ class RobotSide:
 
     # control ------------------------------------------------------------------------------------
 
-    def _handle(self, msg: Control) -> None:
+    def _holds_lease(self, peer: str, take: bool = False) -> bool:
+        """Whether ``peer`` may command the arm; ``take``: a reset or start claims a free or lapsed lease."""
+        now = time.monotonic()
+        lapsed = self.lease is None or now - self._lease_heard > self.lease_timeout_s
+        if peer == self.lease or (take and lapsed):
+            if peer != self.lease:
+                self.counters["lease_taken"] += 1
+            self.lease, self._lease_heard = peer, now
+            return True
+        self.counters["lease_refused"] += 1
+        return False
+
+    def _handle(self, msg: Control) -> bool:
+        """Obey one control; returns whether it was obeyed (a peer without the lease is refused)."""
         self.counters[f"control_{msg.command}"] += 1
+        take = msg.command in ("reset", "start")  # what begins an episode may claim a free lease
+        if msg.command not in ("estop", "label") and not self._holds_lease(msg.peer, take):
+            return False
         if msg.command == "start":
             self.running = True
             self.episode_id = msg.episode_id or uuid.uuid4().hex[:12]
@@ -120,6 +146,7 @@ class RobotSide:
             self.adapter.hold()
         elif msg.command == "clear_estop":
             self.safety.clear_estop()
+        return True
 
     # the clock ----------------------------------------------------------------------------------
 
@@ -157,15 +184,15 @@ class RobotSide:
             action = self.actions.get(timeout=min(remaining, 0.05) if self.synchronous else remaining)
             if action is None:
                 if self.synchronous:
-                    controls = self.controls.drain()
-                    for msg in controls:
-                        self._handle(msg)
+                    obeyed = [msg for msg in self.controls.drain() if self._handle(msg)]
                     # a stop, reset or new start ends this tick: the next one observes the new state (stop, reset
                     # and start arriving together would otherwise leave it waiting for the old episode's action)
-                    changed = any(msg.command in ("stop", "reset", "start", "estop") for msg in controls)
+                    changed = any(msg.command in ("stop", "reset", "start", "estop") for msg in obeyed)
                     if changed or self._stop.is_set() or not self.running or self.safety.estopped:
                         self.adapter.hold()
                         return
+                continue
+            if not self._holds_lease(action.peer):
                 continue
             if action.seq != self.seq:
                 self.counters["stale_dropped" if action.seq < self.seq else "future_dropped"] += 1

@@ -23,7 +23,7 @@ import msgspec
 import numpy as np
 
 MAGIC = b"RPRL"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: actions and controls name the peer that sent them
 _PREFIX = struct.Struct("<4sI")
 MAX_HEADER_BYTES = 1 << 20
 
@@ -59,6 +59,7 @@ class Action:
     policy_version: int = 0
     critic_version: int = 0
     sent_ns: int = 0
+    peer: str = ""  # the sender's id: a robot side obeys the peer holding its lease
 
 
 ControlCommand = Literal["start", "stop", "reset", "label", "intervention", "estop", "clear_estop"]
@@ -73,6 +74,7 @@ class Control:
     value: bool = False
     episode_id: str = ""
     stamp_ns: int = 0
+    peer: str = ""  # the sender's id (see Action.peer)
 
 
 @dataclass
