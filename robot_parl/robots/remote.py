@@ -20,6 +20,9 @@ from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.messages import Action, Control, Observation, Status
 
 
+BEGIN_RETRY_S = 2.0  # an episode's reset and start are sent again this often until the robot side obeys them
+
+
 class RobotTimeout(TimeoutError):
     """The robot side sent nothing for too long."""
 
@@ -58,8 +61,8 @@ class RemoteRobotEnv(gym.Env):
         self.steps = 0
         self.clock_offset_ns: int | None = None
 
-    def _next_observation(self, after_seq: int, episode_id: str) -> Observation:
-        deadline = time.monotonic() + self.timeout_s
+    def _next_observation(self, after_seq: int, episode_id: str, timeout_s: float | None = None) -> Observation:
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         while (remaining := deadline - time.monotonic()) > 0:
             obs = self.observations.get(timeout=remaining)
             if obs is None:
@@ -97,11 +100,21 @@ class RemoteRobotEnv(gym.Env):
                 raise RobotTimeout(f"no observation from {self.keys.obs} within {self.timeout_s} s: "
                                    "is the robot side running?")
             self.last = first
-        self._control.put(Control("reset", peer=self.peer))
-        self._control.put(Control("start", episode_id=self.episode_id, peer=self.peer))
         self.labels.drain()
         self.steps = 0
-        obs = self._next_observation(self.last.seq if self.last else 0, self.episode_id)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            # while another controller's lease holds (a previous actor that just died), the robot side refuses
+            # these; asked again they take the lease once it lapses
+            self._control.put(Control("reset", peer=self.peer))
+            self._control.put(Control("start", episode_id=self.episode_id, peer=self.peer))
+            try:
+                obs = self._next_observation(self.last.seq, self.episode_id,
+                                             min(BEGIN_RETRY_S, max(deadline - time.monotonic(), 0.0)))
+                break
+            except RobotTimeout:
+                if time.monotonic() >= deadline:
+                    raise
         return self._obs(obs), {"seq": obs.seq, "episode_id": self.episode_id}
 
     def step(self, action):
