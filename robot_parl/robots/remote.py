@@ -19,7 +19,6 @@ from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.messages import Action, Control, Observation, Status
 
-
 BEGIN_RETRY_S = 2.0  # an episode's reset and start are sent again this often until the robot side obeys them
 
 
