@@ -165,7 +165,6 @@ class Actor:
         self._q = (q.numpy(), decision.optimized.q[0].item())
         return self.actions.to_robot(decision.actions[0].numpy()), self.actions.to_robot(decision.candidates[0].numpy())
 
-
     def _send(self, step: Step) -> None:
         started = time.perf_counter()
         self._steps.put(step)
