@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from robot_parl.calibration.cli import add_parser as add_calibrate_parser
 
+DEMO_LINE_EVERY_S = 30.0  # without a terminal, the demo prints a progress line per phase this often
 REALSENSE_HELP = ("a RealSense (pyrealsense2, no ROS driver) as this spec camera, by serial; repeat for more. It "
                   "streams 640x480 at 30 fps (a calibrated camera: its calibration's size), resized to the spec's size")
 
@@ -40,11 +42,17 @@ def _demo(args: argparse.Namespace) -> int:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         tasks: dict[str, int] = {}
+        said: dict[str, float] = {}  # when each phase last printed a line (bars draw only on a terminal)
 
         def report(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
                 tasks[phase] = progress.add_task(phase, total=total)
             progress.update(tasks[phase], completed=done)
+            now = time.monotonic()
+            due = now - said.get(phase, -DEMO_LINE_EVERY_S) >= DEMO_LINE_EVERY_S
+            if not console.is_terminal and (due or done == total):
+                said[phase] = now
+                console.print(f"{phase}: {done}/{total}")
 
         session = LocalSession(cfg, out, log=progress.console.print)
         if args.resume and session.resume():
