@@ -37,6 +37,7 @@ from robot_parl.teleop.device import TeleopDevice
 from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.messages import LearnerStatus, Status, Step
+from robot_parl.typed_config import ConfigError
 
 STATUS_WHILE_PAUSED_S = 0.5  # an operator's pause reports the open episode this often
 # the learner's counters the live view shows (its rates are shown too)
@@ -246,6 +247,11 @@ class Actor:
         obs, info = self.env.reset()
         self.episode_id = info["episode_id"]
         instruction = self.cfg.actor.instruction_for(self.counters["episodes"], obs.get("instruction", ""))
+        if not instruction and self.cfg.policy.kind == "vla" and not self.cfg.policy.vla.instruction:
+            self.env.hold()
+            raise ConfigError("actor.instructions", "the robot side sends no instruction and the VLA card sets none; "
+                                                    "give a task list (actor.instructions), the robot side's "
+                                                    "--instruction, or policy.vla.instruction")
         obs = self._observe(obs, instruction)
         terminated, label, pending, t = False, None, None, 0
         for t in range(self.cfg.actor.horizon):

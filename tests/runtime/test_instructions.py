@@ -8,6 +8,7 @@ here from the offline tokenizer's rules (Llama's ids: BOS 1, "▁" 29871, byte f
 import threading
 
 import numpy as np
+import pytest
 
 from robot_parl import typed_config
 from robot_parl.data.episode_store import EpisodeStore
@@ -21,6 +22,7 @@ from robot_parl.runtime.actor import Actor
 from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.runtime.weights import WeightPublisher, Weights
 from robot_parl.transport.keys import KeySpace
+from robot_parl.typed_config import ConfigError
 
 TASKS = ["pick up the cube", "open the drawer"]
 
@@ -64,6 +66,11 @@ def test_two_instructions_reach_the_model_when_acting_and_training(zenoh_pair, t
             seen.clear()
             actor.episode()
             per_episode.append({tuple(p) for p in seen})
+        # no instruction from anywhere: the actor stops with one line naming where one can come from
+        cfg.actor.instructions = []
+        side.instruction = ""
+        with pytest.raises(ConfigError, match="actor.instructions.*--instruction.*policy.vla.instruction"):
+            actor.episode()
     finally:
         actor.close()
         publisher.close()
