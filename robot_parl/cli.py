@@ -138,16 +138,18 @@ def _robot(args: argparse.Namespace) -> int:
 
     from robot_parl.robots.side import RobotSide
     from robot_parl.robots.spec import load_spec
+    from robot_parl.transport.certs import role_transport
     from robot_parl.transport.keys import KeySpace
-    from robot_parl.transport.session import TransportConfig, open_session
+    from robot_parl.transport.session import open_session
 
     spec = load_spec(args.spec or ("sim_tabletop" if args.sim else "widowx"), args.overrides)
+    transport = role_transport("robot", args.certificates, args.listen, args.connect, args.insecure)
     if args.expert is not None and not args.sim:
         raise SystemExit("robot-parl robot: --expert needs --sim (only simulated robots have scripted experts)")
     adapter, to_close = _robot_adapter(args, spec, "robot", args.expert)
     if args.sim:
         args.instruction = args.instruction or adapter.env.instruction
-    session = open_session(TransportConfig(listen=args.listen, connect=args.connect))
+    session = open_session(transport)
     side = RobotSide(adapter, session, KeySpace(args.session, args.robot), synchronous=args.sync,
                      instruction=args.instruction)
     stop = threading.Event()
@@ -176,6 +178,7 @@ def _collect(args: argparse.Namespace) -> int:
     from robot_parl.runtime.collect import Collector, open_store_for
     from robot_parl.teleop.device import Paired
     from robot_parl.teleop.keyboard import HELP, Keyboard
+    from robot_parl.transport.certs import role_transport
     from robot_parl.transport.keys import KeySpace
     from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
 
@@ -204,7 +207,9 @@ def _collect(args: argparse.Namespace) -> int:
             stack.callback(thread.join, 10)
             stack.callback(stop.set)
             connect = [endpoint]
-        session = open_session(TransportConfig(connect=connect))
+        # the in-process robot side is on loopback; a robot side elsewhere is reached as an actor reaches it
+        session = open_session(role_transport("actor", "" if args.sim else args.certificates, [], connect,
+                                              args.insecure))
         stack.callback(session.close)
         env = RemoteRobotEnv(session, keys, spec, timeout_s=args.timeout, action_source="teleop")
         stack.callback(env.close)
@@ -233,6 +238,21 @@ def _collect(args: argparse.Namespace) -> int:
         report = collector.run(args.episodes)
         print(file=sys.stderr)
     print(json.dumps({"store": str(args.store), **vars(report)}), flush=True)
+    return 0
+
+
+def _add_link_security(parser: argparse.ArgumentParser, role: str) -> None:
+    parser.add_argument("--certificates", default="", metavar="DIR",
+                        help=f"mutual TLS from this `robot-parl certs` directory (as {role}; tls/ endpoints only)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow plain tcp endpoints beyond loopback (an isolated, trusted network only)")
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from robot_parl.transport.certs import make_certificates
+
+    for path in make_certificates(args.directory, args.roles, args.hosts):
+        print(path)
     return 0
 
 
@@ -268,12 +288,12 @@ def _learner(args: argparse.Namespace) -> int:
     import torch
 
     from robot_parl.runtime.learner import Learner
-    from robot_parl.transport.session import TransportConfig, open_session
+    from robot_parl.transport.session import open_session
 
     torch.set_num_threads(args.threads)
     cfg = _finetune_config(args)
     stop = _stop_on_signals()
-    session = open_session(TransportConfig(listen=[cfg.link.learner_endpoint], connect=[]))
+    session = open_session(cfg.link.transport("learner", [cfg.link.learner_endpoint], []))
     try:
         learner = Learner(cfg, args.out, session, log=_log)
     except BaseException:
@@ -295,12 +315,12 @@ def _actor(args: argparse.Namespace) -> int:
     import torch
 
     from robot_parl.runtime.actor import Actor
-    from robot_parl.transport.session import TransportConfig, open_session
+    from robot_parl.transport.session import open_session
 
     torch.set_num_threads(args.threads)
     cfg = _finetune_config(args)
     stop = _stop_on_signals()
-    session = open_session(TransportConfig(connect=[cfg.link.robot_endpoint, cfg.link.learner_endpoint]))
+    session = open_session(cfg.link.transport("actor", [], [cfg.link.robot_endpoint, cfg.link.learner_endpoint]))
     operator = None
     if args.operator == "keyboard" or (args.operator == "auto" and sys.stdin.isatty()):
         from robot_parl.teleop.keyboard import HELP, Keyboard
@@ -349,7 +369,7 @@ def _eval(args: argparse.Namespace) -> int:
     import torch
 
     from robot_parl.runtime.evaluate import Evaluation
-    from robot_parl.transport.session import TransportConfig, open_session
+    from robot_parl.transport.session import open_session
 
     torch.set_num_threads(args.threads)
     cfg = _finetune_config(args)
@@ -359,7 +379,7 @@ def _eval(args: argparse.Namespace) -> int:
         if not name or not sep:
             raise SystemExit(f"robot-parl eval: --policy expects NAME=CHECKPOINT (empty: as configured), got {item!r}")
         policies[name] = path
-    session = open_session(TransportConfig(connect=[cfg.link.robot_endpoint]))
+    session = open_session(cfg.link.transport("actor", [], [cfg.link.robot_endpoint]))
     try:
         evaluation = Evaluation(cfg, args.out, policies, args.critic, session, args.episodes, log=_log)
         summary = evaluation.run(journal=args.journal)
@@ -530,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     robot.add_argument("--robot", default="robot0", help="robot name in the key space")
     robot.add_argument("--listen", nargs="*", default=["tcp/127.0.0.1:7447"], help="zenoh endpoints to listen on")
     robot.add_argument("--connect", nargs="*", default=[], help="zenoh endpoints to connect to")
+    _add_link_security(robot, "robot")
     robot.add_argument("--sync", action="store_true", help="wait for each action (simulated robots)")
     robot.add_argument("--ticks", type=int, default=None, help="stop after this many ticks")
     robot.add_argument("--seed", type=int, default=0)
@@ -572,6 +593,13 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("overrides", nargs="*", help="dotted overrides, e.g. actor.episodes=10")
         cmd.set_defaults(run=run)
 
+    certs = sub.add_parser("certs", help="a CA and certificates for a session's links between machines (openssl)")
+    certs.add_argument("directory", help="where to write ca.pem/ca.key and ROLE.pem/ROLE.key (a CA there is reused)")
+    certs.add_argument("--roles", nargs="+", default=["robot", "learner", "actor"],
+                       help="the processes to make certificates for (robot, learner, actor)")
+    certs.add_argument("--hosts", nargs="*", default=[],
+                       help="host names and addresses the processes are reached at (localhost is always in)")
+    certs.set_defaults(run=_certs)
     collect = sub.add_parser("collect", help="record demonstrations from a robot side with a teleop device")
     collect.add_argument("--store", required=True, help="episode store directory (created for this robot if missing)")
     collect.add_argument("--device", default="keyboard", choices=["keyboard", "spacemouse", "robot", "expert"],
@@ -587,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--session", default="default", help="session name in the key space")
     collect.add_argument("--robot", default="robot0", help="robot name in the key space")
     collect.add_argument("--connect", nargs="*", default=["tcp/127.0.0.1:7447"], help="the robot side's endpoints")
+    _add_link_security(collect, "actor")
     collect.add_argument("--episodes", type=int, default=None, help="stop after this many kept episodes")
     collect.add_argument("--horizon", type=int, default=300, help="steps before an episode ends as a failure")
     collect.add_argument("--timeout", type=float, default=10.0, help="seconds without an observation before failing")
@@ -651,6 +680,10 @@ def main(argv: list[str] | None = None) -> int:
     from robot_parl.typed_config import ConfigError
 
     expected: tuple[type[Exception], ...] = (ConfigError,)
+    if args.command == "certs":
+        from robot_parl.transport.certs import CertificateError
+
+        expected += (CertificateError,)
     if args.command == "eval":
         expected += (FileNotFoundError, ValueError)
     if args.command in ("data", "collect", "pretrain", "learner", "actor", "eval"):

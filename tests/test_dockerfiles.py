@@ -98,8 +98,8 @@ def _workdir(dockerfile: Path) -> PurePosixPath:
 
 
 def _host_port(endpoint: str) -> tuple[str, int]:
-    match = re.fullmatch(r"tcp/(.+):(\d+)", endpoint)
-    assert match, f"not a tcp endpoint: {endpoint}"
+    match = re.fullmatch(r"tls/(.+):(\d+)", endpoint)
+    assert match, f"not a tls endpoint (every link of the session is mutual TLS): {endpoint}"
     return match.group(1), int(match.group(2))
 
 
@@ -186,6 +186,11 @@ def test_endpoints_connect_where_the_listeners_are():
         assert re.fullmatch(r"\$\{ROBOT_HOST:-host-gateway\}|host-gateway", aliases[robot_host]), aliases
     else:
         assert f"{robot_port}:{robot_port}" in services["robot"].get("ports", [])
+
+    # Every process presents a certificate from the same mounted directory (docker/certs, made by robot-parl certs).
+    assert _bind_mounts(services["robot"])[params["certificates"]][0] == DOCKER / "certs"
+    for name in GPU_SERVICES:
+        assert _bind_mounts(services[name])[actor.link.certificates] == (DOCKER / "certs", True)
 
     # The robot side publishes what the actor and learner expect: the same robot spec and key space.
     assert params["spec"] == actor.robot_spec

@@ -28,6 +28,20 @@ class LinkConfig:
     robot: str = "robot0"
     robot_endpoint: str = "tcp/127.0.0.1:7447"  # the robot side listens here
     learner_endpoint: str = "tcp/127.0.0.1:7448"  # the learner listens here
+    # Links beyond this machine: a directory from `robot-parl certs` (ca.pem, robot/learner/actor .pem and .key)
+    # turns on mutual TLS with access control by role; the endpoints are then tls/ ones.
+    certificates: str = ""
+    insecure: bool = False  # allow plain tcp endpoints beyond loopback (an isolated, trusted network only)
+
+    def transport(self, role: str, listen: list[str], connect: list[str]):
+        """The zenoh transport of this session's process of ``role`` (robot, learner, actor)."""
+        from robot_parl.transport.certs import role_transport
+
+        return role_transport(role, self.certificates, listen, connect, self.insecure)
+
+    def validate(self) -> None:
+        # the certificate files are checked where the process opens its link: this file may be written elsewhere
+        self.transport("actor", [], [self.robot_endpoint, self.learner_endpoint])
 
 
 @dataclass

@@ -18,7 +18,7 @@ from robot_parl.runtime.config import FinetuneConfig
 from robot_parl.transport.channel import Inbox, subscribe
 from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.messages import LearnerStatus, Status
-from robot_parl.transport.session import TransportConfig, open_session
+from robot_parl.transport.session import open_session
 
 ENTRY = "import sys; from robot_parl import cli; sys.exit(cli.main(sys.argv[1:]))"
 MAX_LEARNER_RESTARTS = 5
@@ -90,13 +90,16 @@ class Supervisor:
         cfg, link = self.cfg, self.cfg.link
         if cfg.sim:
             self._spawn("robot", ["robot", "--sim", cfg.sim, "--spec", cfg.robot_spec, "--listen", link.robot_endpoint,
-                                  "--session", link.session, "--robot", link.robot, "--sync", *cfg.robot_overrides])
+                                  "--session", link.session, "--robot", link.robot, "--sync",
+                                  "--certificates", link.certificates, *(["--insecure"] if link.insecure else []),
+                                  *cfg.robot_overrides])
         self._start_learner()
         self._spawn("actor", ["actor", "--config", str(self.out / "config.yaml"), "--out", str(self.out / "actor"),
                               "--threads", str(self.threads)])
 
     def run(self, stop: threading.Event) -> int:
-        session = open_session(TransportConfig(connect=[self.cfg.link.robot_endpoint, self.cfg.link.learner_endpoint]))
+        link = self.cfg.link
+        session = open_session(link.transport("actor", [], [link.robot_endpoint, link.learner_endpoint]))
         watch = Watch(session, self.cfg)
         if not self.attach:
             self.start()

@@ -1,10 +1,10 @@
 import shutil
-import subprocess
 import time
 
 import pytest
 
 from robot_parl import typed_config
+from robot_parl.transport.certs import make_certificates
 from robot_parl.transport.session import (
     TlsConfig,
     TransportConfig,
@@ -22,11 +22,17 @@ def test_defaults_stay_on_loopback_without_scouting():
     assert conf.get_json("connect/endpoints") == '["tcp/127.0.0.1:7447"]'
 
 
-def test_tls_and_password_map_onto_zenoh_keys():
+def test_tls_access_control_and_password_map_onto_zenoh_keys(tmp_path):
+    for name in ("ca.pem", "me.pem", "me.key"):
+        (tmp_path / name).write_text("PEM")
+    tls = TlsConfig(ca=str(tmp_path / "ca.pem"), certificate=str(tmp_path / "me.pem"),
+                    private_key=str(tmp_path / "me.key"), allow=["actor"])
     # zenoh refuses unknown configuration keys, so this also checks the key names
-    conf = zenoh_config(TransportConfig(connect=["tls/robot.lab:7447"], tls=TlsConfig(root_ca_certificate="/ca.pem"),
-                                        username="arm", password="secret"))
-    assert conf.get_json("transport/link/tls/root_ca_certificate") == '"/ca.pem"'
+    conf = zenoh_config(TransportConfig(connect=["tls/robot.lab:7447"], tls=tls, username="arm", password="secret"))
+    assert conf.get_json("transport/link/tls/root_ca_certificate") == f'"{tmp_path / "ca.pem"}"'
+    assert conf.get_json("transport/link/tls/enable_mtls") == "true"
+    assert conf.get_json("transport/link/tls/connect_certificate") == f'"{tmp_path / "me.pem"}"'
+    assert '"actor"' in conf.get_json("access_control") and '"deny"' in conf.get_json("access_control")
     assert conf.get_json("transport/auth/usrpwd/user") == '"arm"'
 
 
@@ -34,27 +40,14 @@ def test_tls_and_password_map_onto_zenoh_keys():
     (["connect=[127.0.0.1]"], "connect"),
     (["connect=[]"], "connect"),
     (["username=arm"], "password"),
-    (["connect=[tls/host:7447]"], "tls.root_ca_certificate"),
+    (["connect=[tls/host:7447]"], "tls.ca"),
+    (["tls.allow=[actor]"], "tls.allow"),
+    (["connect=[tls/host:7447]", "tls.ca=/nowhere/ca.pem", "tls.certificate=/c", "tls.private_key=/k"], "tls.ca"),
 ])
 def test_bad_transport_configs_name_the_key(overrides, key):
     with pytest.raises(typed_config.ConfigError) as err:
         typed_config.load(TransportConfig, overrides=overrides)
     assert err.value.key == key
-
-
-def _make_certs(directory):
-    """A CA and a server certificate for localhost, made with the openssl CLI."""
-    def run(*args):
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
-        "-subj", "/CN=test-ca")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
-    (directory / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.pem", "-days", "1", "-extfile", "ext.cnf")
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.pem", "-days", "1",
-        "-subj", "/CN=other-ca")
 
 
 def _delivered(listener: TransportConfig, connector: TransportConfig) -> bool:
@@ -74,19 +67,22 @@ def _delivered(listener: TransportConfig, connector: TransportConfig) -> bool:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI to make test certificates")
-def test_tls_and_password_links_admit_only_the_right_peers(tmp_path):
-    _make_certs(tmp_path)
+def test_mutual_tls_and_password_links_admit_only_the_right_peers(tmp_path):
+    make_certificates(tmp_path / "session", ["robot", "actor"], [])
+    make_certificates(tmp_path / "other", ["actor"], [])
     endpoint = free_loopback_endpoint().replace("tcp/127.0.0.1", "tls/localhost")
     (tmp_path / "users.txt").write_text("arm:secret\n")
+
+    def tls(directory: str, role: str) -> TlsConfig:
+        d = tmp_path / directory
+        return TlsConfig(ca=str(d / "ca.pem"), certificate=str(d / f"{role}.pem"), private_key=str(d / f"{role}.key"))
+
     listener = TransportConfig(listen=[endpoint], connect=[], credentials_file=str(tmp_path / "users.txt"),
-                               tls=TlsConfig(root_ca_certificate=str(tmp_path / "ca.pem"),
-                                             listen_certificate=str(tmp_path / "server.pem"),
-                                             listen_private_key=str(tmp_path / "server.key")))
+                               tls=tls("session", "robot"))
 
-    def connector(ca: str, password: str) -> TransportConfig:
-        return TransportConfig(connect=[endpoint], tls=TlsConfig(root_ca_certificate=str(tmp_path / ca)),
-                               username="arm", password=password)
+    def connector(directory: str, password: str) -> TransportConfig:
+        return TransportConfig(connect=[endpoint], tls=tls(directory, "actor"), username="arm", password=password)
 
-    assert _delivered(listener, connector("ca.pem", "secret"))
-    assert not _delivered(listener, connector("other.pem", "secret"))  # server not signed by the CA we trust
-    assert not _delivered(listener, connector("ca.pem", "wrong"))
+    assert _delivered(listener, connector("session", "secret"))
+    assert not _delivered(listener, connector("other", "secret"))  # a certificate the session's CA did not sign
+    assert not _delivered(listener, connector("session", "wrong"))

@@ -13,6 +13,9 @@ class RobotSideParams:
     robot: str = "robot0"
     listen: list[str] = field(default_factory=lambda: ["tcp/127.0.0.1:7447"])  # zenoh endpoints
     connect: list[str] = field(default_factory=list)
+    # mutual TLS (tls/ endpoints): a `robot-parl certs` directory; the node presents robot.pem, lets in the actor
+    certificates: str = ""
+    insecure: bool = False  # allow plain tcp endpoints beyond loopback (an isolated, trusted network only)
     synchronous: bool = False  # wait for each action (simulated robots only)
     instruction: str = ""
     cameras: list[str] = field(default_factory=list)  # "name=topic"; a topic ending in /compressed: CompressedImage

@@ -20,8 +20,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from robot_parl.cameras import CameraError, CameraSource, WithCameras, realsense_sources
 from robot_parl.robots.side import RobotSide
 from robot_parl.robots.spec import load_spec
+from robot_parl.transport.certs import role_transport
 from robot_parl.transport.keys import KeySpace
-from robot_parl.transport.session import TransportConfig, open_session
+from robot_parl.transport.session import open_session
 from robot_parl_ros.params import declare
 from robot_parl_ros.ros_adapter import RosAdapter
 
@@ -83,10 +84,12 @@ def run(node: Node, stop: threading.Event, open_camera: Callable[..., CameraSour
         spec = load_spec(params.spec, params.spec_overrides)
         ros = RosAdapter(node, spec, params)
         sources = realsense_sources(params.realsense_cameras, spec, "realsense_cameras", open_camera)
+        transport = role_transport("robot", params.certificates, params.listen, params.connect, params.insecure)
+        transport.validate()
     except (ValueError, CameraError, ImportError) as err:
         raise ParameterError(str(err)) from err
     adapter = WithCameras(ros, sources, params.camera_stall_s) if sources else ros
-    session = open_session(TransportConfig(listen=params.listen, connect=params.connect))
+    session = open_session(transport)
     side = RobotSide(adapter, session, KeySpace(params.session, params.robot), synchronous=params.synchronous,
                      instruction=params.instruction)
     ros.side = side
