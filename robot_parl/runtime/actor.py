@@ -32,13 +32,17 @@ from robot_parl.models.encoders import robot_obs
 from robot_parl.robots.remote import RemoteRobotEnv
 from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.runtime.journal import Journal
-from robot_parl.runtime.weights import WeightInbox
+from robot_parl.runtime.weights import WeightInbox, Weights
 from robot_parl.teleop.device import TeleopDevice
 from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.messages import LearnerStatus, Status, Step
 from robot_parl.typed_config import ConfigError
 
+# Weights are applied once the learner's heartbeat announces them (its instance, a version it published);
+# weights never announced within this long are refused, and at most MAX_HELD wait at once.
+ANNOUNCE_WAIT_S = 10.0
+MAX_HELD = 4
 STATUS_WHILE_PAUSED_S = 0.5  # an operator's pause reports the open episode this often
 # the learner's counters the live view shows (its rates are shown too)
 LEARNER_SHOWN = ("critic_updates", "distill_updates", "online_episodes", "online_env_steps", "steps_received")
@@ -85,6 +89,7 @@ class Actor:
                                self.agent.cfg.num_samples, holder=f"robot-parl actor {name}")
         self.versions = {"policy": -1, "critic": -1}
         self.instances = {"policy": "", "critic": ""}
+        self._held: dict[tuple[str, str, int], tuple[Weights, float]] = {}  # (part, instance, version) -> since
         self.counters: Counter[str] = Counter()
         self.latency_ms: dict[str, float] = {}
         self.successes: list[bool] = []
@@ -117,30 +122,53 @@ class Actor:
     # weights ------------------------------------------------------------------------------------
 
     def apply_weights(self) -> bool:
-        """Swap in weights that arrived since the last step; returns whether anything changed."""
-        changed = False
+        """Swap in the newest weights the learner announced since the last step; returns whether anything changed.
+
+        Weights wait until the heartbeat of the learner the actor hears names their instance and a published
+        version at least theirs: a payload under the learner's name with a version it never published (2**62)
+        is refused after ANNOUNCE_WAIT_S instead of being applied and blocking every later version.
+        """
+        now = time.monotonic()
         for w in self.weights.take():
-            if w.instance == self.instances[w.part] and w.version <= self.versions[w.part]:
-                continue  # an older version of the same learner, delivered late
-            started = time.perf_counter()
-            bad = sorted(name for name, t in w.state.items() if t.is_floating_point() and not bool(t.isfinite().all()))
-            if bad:  # applied, they would make the next decision fail (and the robot hold)
-                self.weights.refuse(f"{w.part} v{w.version} from {w.instance}: non-finite values in {bad[:3]} "
-                                    f"({len(bad)} tensors)")
-                continue
-            try:
-                if w.part == "policy":
-                    self.agent.policy.load_sync_state(w.state)
-                else:
-                    copy_state(self.agent.critic.state_dict(), w.state, "the critic")
-            except (ValueError, RuntimeError, KeyError) as err:
-                self.weights.refuse(f"{w.part} v{w.version} from {w.instance}: {err}")
-                continue
-            self.versions[w.part], self.instances[w.part] = w.version, w.instance
-            self.latency_ms["swap"] = (time.perf_counter() - started) * 1e3
-            self.counters[f"{w.part}_swaps"] += 1
-            changed = True
-        return changed
+            self._held[(w.part, w.instance, w.version)] = (w, now)
+        while len(self._held) > MAX_HELD:  # the highest claimed version goes first: real ones are the learner's count
+            w, _ = self._held.pop(max(self._held, key=lambda key: key[2]))
+            self.weights.refuse(f"{w.part} v{w.version} from {w.instance}: more than {MAX_HELD} weights unannounced")
+        heard = self.learner.latest
+        newest: dict[str, Weights] = {}
+        for key, (w, since) in list(self._held.items()):
+            if heard is not None and w.instance == heard.instance and w.version <= heard.versions.get(w.part, -1):
+                del self._held[key]
+                if w.part not in newest or w.version > newest[w.part].version:
+                    newest[w.part] = w
+            elif now - since > ANNOUNCE_WAIT_S:
+                del self._held[key]
+                said = f"{heard.instance} published v{heard.versions.get(w.part, -1)}" if heard else "no heartbeat"
+                self.weights.refuse(f"{w.part} v{w.version} from {w.instance}: never announced by the learner "
+                                    f"({said})")
+        return any([self._swap(w) for w in newest.values()])
+
+    def _swap(self, w: Weights) -> bool:
+        if w.instance == self.instances[w.part] and w.version <= self.versions[w.part]:
+            return False  # an older version of the same learner, delivered late
+        started = time.perf_counter()
+        bad = sorted(name for name, t in w.state.items() if t.is_floating_point() and not bool(t.isfinite().all()))
+        if bad:  # applied, they would make the next decision fail (and the robot hold)
+            self.weights.refuse(f"{w.part} v{w.version} from {w.instance}: non-finite values in {bad[:3]} "
+                                f"({len(bad)} tensors)")
+            return False
+        try:
+            if w.part == "policy":
+                self.agent.policy.load_sync_state(w.state)
+            else:
+                copy_state(self.agent.critic.state_dict(), w.state, "the critic")
+        except (ValueError, RuntimeError, KeyError) as err:
+            self.weights.refuse(f"{w.part} v{w.version} from {w.instance}: {err}")
+            return False
+        self.versions[w.part], self.instances[w.part] = w.version, w.instance
+        self.latency_ms["swap"] = (time.perf_counter() - started) * 1e3
+        self.counters[f"{w.part}_swaps"] += 1
+        return True
 
     def wait_for_weights(self, stop: threading.Event) -> None:
         """Block until both the policy and the critic came from a learner (the critic starts random here)."""

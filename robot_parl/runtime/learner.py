@@ -241,6 +241,7 @@ class Learner:
                 self.published[part] = version
                 self.counters[f"{part}_published"] += 1
                 self.counters[f"{part}_bytes"] = size
+                self._last_beat = 0.0  # the next heartbeat goes out at once: actors apply what it announces
 
     def rates(self) -> dict[str, float]:
         env_steps = max(self.agent.counters["online_env_steps"], 1)

@@ -15,7 +15,6 @@ from robot_parl.robots.side import RobotSide
 from robot_parl.robots.sim.kinematic_arm import KinematicArm
 from robot_parl.runtime.actor import Actor
 from robot_parl.runtime.config import FinetuneConfig, build_agent
-from robot_parl.runtime.weights import WeightPublisher, Weights
 from robot_parl.teleop.keyboard import Keyboard
 from robot_parl.transport.channel import Inbox, subscribe
 from robot_parl.transport.keys import KeySpace
@@ -25,7 +24,7 @@ CAMERA = "cameras=[{name: front, width: 32, height: 24}]"
 
 
 @pytest.fixture
-def session_parts(zenoh_pair, tmp_path):
+def session_parts(zenoh_pair, tmp_path, learner_link):
     robot_session, actor_session = zenoh_pair
     cfg = typed_config.load(FinetuneConfig, "configs/finetune-tiny-vla.yaml", [
         "robot_spec=widowx", f"robot_overrides=['{CAMERA}', 'control_rate_hz=20']", "policy.kind=gaussian",
@@ -38,20 +37,19 @@ def session_parts(zenoh_pair, tmp_path):
     thread.start()
     steps = Inbox(Step, maxlen=10_000)
     sub = subscribe(robot_session, KeySpace("op", "robot0").step, steps)
-    publisher = WeightPublisher(robot_session, KeySpace("op", "learner"))  # the learner's part
+    publisher = learner_link(robot_session, "op")  # the learner's part
     master, slave = os.openpty()
     actor = Actor(cfg, tmp_path / "actor", actor_session, log=lambda line: None,
                   operator=Keyboard(spec.action.low, spec.action.high, step=0.5, fd=slave))
-    assert publisher.matched(10)
+    assert publisher.weights.matched(10)
     learner, _ = build_agent(cfg, spec)
-    publisher.publish(Weights("policy", "L", 0, learner.policy.sync_state()))
-    publisher.publish(Weights("critic", "L", 0, learner.critic.state_dict()))
+    publisher.publish("policy", "L", 0, learner.policy.sync_state())
+    publisher.publish("critic", "L", 0, learner.critic.state_dict())
     actor.wait_for_weights(threading.Event())
     yield actor, side, steps, master
     actor.close()
     os.close(master)
     os.close(slave)
-    publisher.close()
     sub.undeclare()
     stop.set()
     thread.join(10)

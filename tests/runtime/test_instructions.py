@@ -20,7 +20,6 @@ from robot_parl.robots.side import RobotSide
 from robot_parl.robots.sim.kinematic_arm import KinematicArm
 from robot_parl.runtime.actor import Actor
 from robot_parl.runtime.config import FinetuneConfig, build_agent
-from robot_parl.runtime.weights import WeightPublisher, Weights
 from robot_parl.transport.keys import KeySpace
 from robot_parl.typed_config import ConfigError
 
@@ -32,7 +31,7 @@ def expected_prompt(task: str) -> list[int]:
     return [1, 29871] + [29871 if c == " " else 3 + ord(c) for c in text] + [29871]
 
 
-def test_two_instructions_reach_the_model_when_acting_and_training(zenoh_pair, tmp_path, monkeypatch):
+def test_two_instructions_reach_the_model_when_acting_and_training(zenoh_pair, tmp_path, monkeypatch, learner_link):
     robot_session, actor_session = zenoh_pair
     checkpoint = write_random_checkpoint(tmp_path / "vla", tiny_config(image_size=28), seed=0)
     cfg = typed_config.load(FinetuneConfig, "configs/finetune-tiny-vla.yaml", [
@@ -54,12 +53,12 @@ def test_two_instructions_reach_the_model_when_acting_and_training(zenoh_pair, t
 
     monkeypatch.setattr(CandidateSampler, "sample", spy_sample)
     actor = Actor(cfg, tmp_path / "actor", actor_session, log=lambda line: None)
-    publisher = WeightPublisher(robot_session, KeySpace("tasks", "learner"))
+    publisher = learner_link(robot_session, "tasks")
     learner, action_space = build_agent(cfg, spec)
     try:
-        assert publisher.matched(10)
-        publisher.publish(Weights("policy", "L", 0, learner.policy.sync_state()))
-        publisher.publish(Weights("critic", "L", 0, learner.critic.state_dict()))
+        assert publisher.weights.matched(10)
+        publisher.publish("policy", "L", 0, learner.policy.sync_state())
+        publisher.publish("critic", "L", 0, learner.critic.state_dict())
         actor.wait_for_weights(threading.Event())
         per_episode = []
         for _ in TASKS:
@@ -73,7 +72,6 @@ def test_two_instructions_reach_the_model_when_acting_and_training(zenoh_pair, t
             actor.episode()
     finally:
         actor.close()
-        publisher.close()
         stop.set()
         thread.join(10)
         side.close()

@@ -9,6 +9,7 @@ import torch
 
 from robot_parl import typed_config
 from robot_parl.models.vla.checkpoint import write_random_checkpoint
+from robot_parl.runtime import actor as actor_module
 from robot_parl.runtime.actor import Actor
 from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.runtime.weights import WeightInbox, WeightPublisher, Weights, pack
@@ -42,11 +43,13 @@ def _loss(agent, obs):
         return agent.policy.loss(obs, torch.full((2, 7), 0.8)).item()
 
 
-def test_hot_swap_refusals_and_versions(vla_config, zenoh_pair, tmp_path):
+def test_hot_swap_refusals_and_versions(vla_config, zenoh_pair, tmp_path, learner_link, monkeypatch):
     learner_session, actor_session = zenoh_pair
+    monkeypatch.setattr(actor_module, "ANNOUNCE_WAIT_S", 0.5)
     actor = Actor(vla_config, tmp_path / "actor", actor_session)
     learner, _ = build_agent(vla_config, vla_config.spec())
-    publisher = WeightPublisher(learner_session, KeySpace("weights", "learner"))
+    link = learner_link(learner_session, "weights")
+    publisher = link.weights
     assert publisher.matched(10)  # the actor's subscriptions reached the publishing session
     rng = np.random.default_rng(0)
     obs = {"images": {"front": torch.from_numpy(rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8))},
@@ -56,8 +59,8 @@ def test_hot_swap_refusals_and_versions(vla_config, zenoh_pair, tmp_path):
         # the learner takes a few distillation-like steps, then publishes its adapter and critic
         for _ in range(3):
             learner.policy.sl_update(obs, torch.full((2, 7), 0.8))
-        publisher.publish(Weights("policy", "L1", 3, learner.policy.sync_state()))
-        publisher.publish(Weights("critic", "L1", 7, learner.critic.state_dict()))
+        link.publish("policy", "L1", 3, learner.policy.sync_state())
+        link.publish("critic", "L1", 7, learner.critic.state_dict())
         _wait(lambda: actor.apply_weights() or min(actor.versions.values()) >= 0)
         _wait(lambda: actor.apply_weights() or actor.versions == {"policy": 3, "critic": 7})
         assert _loss(actor.agent, obs) < before - 0.05  # the swap changed the actor's policy ...
@@ -84,24 +87,30 @@ def test_hot_swap_refusals_and_versions(vla_config, zenoh_pair, tmp_path):
         assert "disagree" in actor.weights.last_error
         # an adapter of another shape (another base or LoRA rank): refused by the actor, weights kept
         wrong = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) for k, v in learner.policy.sync_state().items()}
-        publisher.publish(Weights("policy", "L1", 8, wrong))
+        link.publish("policy", "L1", 8, wrong)
         _wait(lambda: actor.apply_weights() or actor.weights.refused >= 3)
         assert "do not fit" in actor.weights.last_error and actor.versions["policy"] == 3
         torch.testing.assert_close(_actions(actor.agent, obs), after)
         # weights with NaN or inf: refused before the swap, the actor keeps acting on what it has
         poisoned = {k: torch.full_like(v, float("nan")) if i == 0 else v
                     for i, (k, v) in enumerate(learner.policy.sync_state().items())}
-        publisher.publish(Weights("policy", "L1", 9, poisoned))
+        link.publish("policy", "L1", 9, poisoned)
         _wait(lambda: actor.apply_weights() or actor.weights.refused >= 4)
         assert "non-finite values" in actor.weights.last_error and actor.versions["policy"] == 3
         torch.testing.assert_close(_actions(actor.agent, obs), after)
+        # a version the learner never published (under its name): never applied, refused once its wait is over,
+        # and the learner's next real version still goes in
+        link.publish("policy", "L1", 2**62, wrong, announce=False)
+        _wait(lambda: actor.apply_weights() or actor.weights.refused >= 5)
+        assert "never announced" in actor.weights.last_error and actor.versions["policy"] == 3
+        link.publish("policy", "L1", 10, learner.policy.sync_state())
+        _wait(lambda: actor.apply_weights() or actor.versions["policy"] == 10)
         # an older version from the same learner, delivered late, is ignored; a new learner's is taken
-        publisher.publish(Weights("policy", "L1", 2, wrong))
-        publisher.publish(Weights("critic", "L2", 1, learner.critic.state_dict()))
+        link.publish("policy", "L1", 2, wrong)
+        link.publish("critic", "L2", 1, learner.critic.state_dict())
         _wait(lambda: actor.apply_weights() or actor.versions["critic"] == 1)
-        assert actor.versions["policy"] == 3 and actor.weights.refused == 4
+        assert actor.versions["policy"] == 10 and actor.weights.refused == 5
     finally:
-        publisher.close()
         actor.close()
 
 
