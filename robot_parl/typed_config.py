@@ -193,8 +193,18 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             if not isinstance(child, dict):
                 raise ConfigError(key, f"'{part}' is not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(key, f"the value {raw!r} is not YAML ({_yaml_problem(err)})") from None
     return out
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: what went wrong and where."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(err, 'problem', None) or err}{where}"
 
 
 def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> T:
@@ -204,7 +214,10 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | tu
         path = Path(path)
         if not path.is_file():
             raise ConfigError("", f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError("", f"config file {path} is not valid YAML: {_yaml_problem(err)}") from None
         if not isinstance(data, dict):
             raise ConfigError("", f"config file {path} must hold a mapping at the top level")
     try:

@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -118,6 +119,17 @@ def _schema_from_attrs(raw: dict) -> dict[str, KeySpec]:
     return {k: KeySpec(v["dtype"], tuple(v["shape"]), v["optional"], v.get("units", "")) for k, v in raw.items()}
 
 
+@contextmanager
+def _reading(path: Path, what: str):
+    """Errors from damaged files (truncated JSON or chunks, removed arrays) as one StoreError naming them."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (ValueError, KeyError, RuntimeError, OSError, TypeError) as err:
+        raise StoreError(f"{path}: {what} cannot be read ({type(err).__name__}: {err}); the store is damaged") from None
+
+
 class EpisodeStore:
     """A reader of committed episodes; :meth:`writer` opens the one writer."""
 
@@ -125,12 +137,17 @@ class EpisodeStore:
         self.path = Path(path)
         if not (self.path / "zarr.json").is_file():
             raise StoreError(f"{self.path} is not an episode store (no zarr.json); create one with EpisodeStore.create")
-        self.root = zarr.open_group(self.path, mode="r")
-        version = self.root.attrs.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: schema_version {version!r}, this code reads {SCHEMA_VERSION}")
-        self.schema = _schema_from_attrs(self.root.attrs["schema"])
-        self.robot_spec = self.root.attrs.get("robot_spec")
+        with _reading(self.path, "its metadata"):
+            self.root = zarr.open_group(self.path, mode="r")
+            version = self.root.attrs.get("schema_version")
+            if version != SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: schema_version {version!r}, this code reads {SCHEMA_VERSION}")
+            self.schema = _schema_from_attrs(self.root.attrs["schema"])
+            self.robot_spec = self.root.attrs.get("robot_spec")
+            # every array is there and its metadata reads: a damaged store is refused here, not mid-session
+            for name in [f"meta/episodes/{c}" for c in _COLUMNS] + [f"data/{k}" for k in self.schema]:
+                if not isinstance(self.root.get(name), zarr.Array):
+                    raise KeyError(f"no array {name}")
         self.refresh()
 
     @classmethod
@@ -158,9 +175,10 @@ class EpisodeStore:
 
     def refresh(self) -> None:
         """Re-read the committed counts (a writer may have committed more episodes)."""
-        self.root = zarr.open_group(self.path, mode="r")
-        committed = self.root.attrs["committed"]
-        self.num_episodes, self.num_frames = committed["episodes"], committed["frames"]
+        with _reading(self.path, "its metadata"):
+            self.root = zarr.open_group(self.path, mode="r")
+            committed = self.root.attrs["committed"]
+            self.num_episodes, self.num_frames = committed["episodes"], committed["frames"]
 
     def __len__(self) -> int:
         return self.num_episodes
@@ -169,8 +187,9 @@ class EpisodeStore:
         """The table row of a committed episode."""
         if not 0 <= index < self.num_episodes:
             raise IndexError(f"episode {index} is not committed (the store has {self.num_episodes})")
-        table = self.root["meta/episodes"]
-        return _row_info(index, {c: table[c][index] for c in _COLUMNS})
+        with _reading(self.path, f"episode {index}'s table row"):
+            table = self.root["meta/episodes"]
+            return _row_info(index, {c: table[c][index] for c in _COLUMNS})
 
     def episodes(self) -> list[EpisodeInfo]:
         """Every committed episode's row."""
@@ -183,7 +202,8 @@ class EpisodeStore:
         for k in wanted:
             if k not in self.schema:
                 raise KeyError(f"unknown key {k!r}; the store has {sorted(self.schema)}")
-        return {k: self.root[f"data/{k}"][info.start:info.end] for k in wanted}
+        with _reading(self.path, f"episode {index}'s frames"):
+            return {k: self.root[f"data/{k}"][info.start:info.end] for k in wanted}
 
     def writer(self, holder: str) -> EpisodeWriter:
         """The store's one writer; raises :class:`StoreLocked` naming the current holder."""
@@ -336,7 +356,9 @@ class EpisodeWriter:
             if spec is None or spec.optional or spec.is_image:
                 raise StoreError(f"statistics are for numeric per-step keys every episode has; {key!r} is "
                                  f"{'unknown' if spec is None else 'optional' if spec.optional else 'an image'}")
-            out[key] = key_stats(self.root[f"data/{key}"][: self.frames], (masks or {}).get(key))
+            with _reading(self.path, f"the frames of {key!r}"):
+                frames = self.root[f"data/{key}"][: self.frames]
+            out[key] = key_stats(frames, (masks or {}).get(key))
         self.root.attrs["norm_stats"] = {"frames": self.frames, "keys": out}
         return out
 

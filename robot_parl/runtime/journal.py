@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, KeySpec, rl_schema
+from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, KeySpec, StoreError, rl_schema
 from robot_parl.files import atomic_write
 from robot_parl.runtime.steps import frame_step, step_frame
 from robot_parl.transport.messages import Step
@@ -30,8 +30,7 @@ class Journal:
             EpisodeStore.create(store_path, rl_schema(obs_keys, action_dim, num_candidates))
         self.writer = self.store.writer(holder)
         self.obs_keys = list(obs_keys)
-        acked = self.dir / "acked.json"
-        self.acked: set[str] = set(json.loads(acked.read_text())) if acked.is_file() else set()
+        self.acked = _read_acked(self.dir / "acked.json")
         self.sent_at: dict[str, float] = {}  # episode id -> when it was last sent
         self.ids = {e.episode_id for e in self.store.episodes()}
         self._intervened = False
@@ -75,3 +74,17 @@ class Journal:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def _read_acked(path: Path) -> set[str]:
+    """The episode ids the learner acknowledged (none yet: no file)."""
+    if not path.is_file():
+        return set()
+    try:
+        ids = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        ids = err
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise StoreError(f"{path} is not a JSON list of episode ids ({ids}); remove it and every journaled episode "
+                         f"is sent again (the learner skips those it has)")
+    return set(ids)

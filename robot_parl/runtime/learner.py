@@ -53,18 +53,18 @@ class Learner:
         self._warn = LimitedLog(log)
         self.spec = cfg.spec()
         self.agent, actions = build_agent(cfg, self.spec)  # refuses a policy that does not fit, before any write
+        obs_keys = {k: KeySpec(*v) for k, v in self.spec.observation_keys().items()}
+        self.offline = StoreFeed(EpisodeStore(cfg.learner.offline_store), list(obs_keys), actions,
+                                 select=cfg.learner.offline_selection()) if cfg.learner.offline_store else None
         self.out.mkdir(parents=True, exist_ok=True)
         self.instance = uuid.uuid4().hex[:8]
         self.keys = KeySpace(cfg.link.session, "learner")
-        obs_keys = {k: KeySpec(*v) for k, v in self.spec.observation_keys().items()}
         store_path = self.out / "episodes"
         store = EpisodeStore(store_path) if (store_path / "zarr.json").is_file() else \
             EpisodeStore.create(store_path, rl_schema(obs_keys, self.spec.action.dim, self.agent.cfg.num_samples),
                                 robot_spec=self.spec.stored())
         self.writer = store.writer(f"robot-parl learner {self.instance}")
         self.feed = StoreFeed(store, list(obs_keys), actions)
-        self.offline = StoreFeed(EpisodeStore(cfg.learner.offline_store), list(obs_keys), actions,
-                                 select=cfg.learner.offline_selection()) if cfg.learner.offline_store else None
         self.committed = {e.episode_id for e in store.episodes() if e.episode_id}
         self.recent: deque[str] = deque((e.episode_id for e in store.episodes()[-RECENT_IDS:]), maxlen=RECENT_IDS)
         self.open: dict[str, _OpenEpisode] = {}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from robot_parl.files import atomic_write
@@ -36,8 +37,18 @@ def weight_files(directory: str | Path) -> dict[str, Path]:
     single = directory / SINGLE_FILE
     if not single.is_file():
         raise FileNotFoundError(f"{directory}: no {SINGLE_FILE} and no {INDEX_FILE}")
-    with safe_open(single, framework="pt") as f:
+    with _open(single) as f:
         return {key: single for key in f.keys()}
+
+
+@contextmanager
+def _open(path: Path):
+    """A safetensors file opened for reading; a truncated or foreign file raises ValueError naming it."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            yield f
+    except SafetensorError as err:
+        raise ValueError(f"{path}: not a complete safetensors file ({err}); copy the checkpoint again") from None
 
 
 def weight_shapes(directory: str | Path) -> dict[str, tuple[int, ...]]:
@@ -45,7 +56,7 @@ def weight_shapes(directory: str | Path) -> dict[str, tuple[int, ...]]:
     shapes = {}
     files = weight_files(directory)
     for path in sorted(set(files.values())):
-        with safe_open(path, framework="pt") as f:
+        with _open(path) as f:
             for key in f.keys():
                 shapes[key] = tuple(f.get_slice(key).get_shape())
     return shapes
@@ -82,7 +93,7 @@ def load_weights(model: OpenVLAModel, directory: str | Path, dtype: torch.dtype)
     check_weights(model, weight_shapes(directory), str(directory))
     state = {}
     for path in sorted(set(files.values())):
-        with safe_open(path, framework="pt") as f:
+        with _open(path) as f:
             for key in f.keys():
                 state[key] = f.get_tensor(key).to(dtype)
     model.load_state_dict(state, strict=True, assign=True)
