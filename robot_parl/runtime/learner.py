@@ -255,6 +255,7 @@ class Learner:
         self._last_beat = now
         counters = dict(self.counters) | {k: int(v) for k, v in self.agent.counters.items()}
         counters["step_overflow"] = self.steps.overflow
+        counters["steps_undecodable"] = self.steps.refused
         counters["open_episodes"] = len(self.open)
         counters["open_steps"] = sum(len(e.steps) for e in self.open.values())
         self._status.put(LearnerStatus(time.monotonic_ns(), self.instance, dict(self.published), counters,
