@@ -134,9 +134,9 @@ def waiting_share(checkpoint: Path, out: Path, episodes: int, lock_step: bool) -
     robot_ep, learner_ep = free_loopback_endpoint(), free_loopback_endpoint()
     name = "lockstep" if lock_step else "async"
     overrides = [f"link.session={name}", f"link.robot_endpoint={robot_ep}", f"link.learner_endpoint={learner_ep}",
-                 f"actor.episodes={episodes}", "actor.horizon=20", "learner.max_critic_utd=1.0",
+                 f"actor.episodes={episodes}", "actor.horizon=20",
                  "parl.schedule.critic_utd=1.0", "actor.max_pause_s=300",
-                 f"actor.min_critic_utd={1.0 if lock_step else 0.0}"]
+                 f"parl.schedule.min_critic_utd={1.0 if lock_step else 0.0}"]
     cfg = _config(checkpoint, *overrides)
     config_file = out / f"{name}.yaml"
     typed_config.save(cfg, config_file)

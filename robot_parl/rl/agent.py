@@ -2,8 +2,8 @@
 
 Offline: only the critic trains; acting = the frozen base policy's candidates + action optimization.
 Online: the critic and distillation train at their configured update-to-data ratios once the warm-up
-episodes are in, and the critic's optimizer is reset at the switch (its moments belong to offline
-data). Everything is pure torch; environments and processes live in runtime/.
+episodes are in (rl/schedule.py), and the critic's optimizer is reset at the switch (its moments belong
+to offline data). Everything is pure torch; environments and processes live in runtime/.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from robot_parl.rl.config import ParlConfig
 from robot_parl.rl.critic import QEnsemble
 from robot_parl.rl.distill import distill_step
 from robot_parl.rl.replay import Episode, Replay
+from robot_parl.rl.schedule import Owed, owed_updates
 
 
 @dataclass
@@ -51,9 +52,8 @@ class ParlAgent:
         self.generator = torch.Generator().manual_seed(seed)
         self.critic_optimizer = self._new_critic_optimizer()
         self.online = False
-        self.counters = {"critic_updates": 0, "distill_updates": 0, "online_env_steps": 0, "online_episodes": 0,
-                         "policy_version": 0}
-        self._credit = {"critic": 0.0, "distill": 0.0}
+        self.counters = {"critic_updates": 0, "online_critic_updates": 0, "distill_updates": 0, "online_env_steps": 0,
+                         "online_episodes": 0, "policy_version": 0}
 
     def _new_critic_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.critic.parameters(), lr=self.cfg.critic.lr)
@@ -108,6 +108,7 @@ class ParlAgent:
         self.critic_optimizer.step()
         self.critic.polyak_update(self.target, self.cfg.critic.polyak)
         self.counters["critic_updates"] += 1
+        self.counters["online_critic_updates"] += self.online
         return metrics
 
     def distill_update(self) -> dict[str, float]:
@@ -135,19 +136,19 @@ class ParlAgent:
         self.critic_optimizer = self._new_critic_optimizer()
         self.online = True
 
-    def train_online(self, env_steps: int) -> dict[str, float]:
-        """Updates owed for ``env_steps`` new environment steps at the configured UTDs (after warm-up)."""
+    def owed(self) -> Owed:
+        """The online updates the data so far has earned and the agent has not made (rl/schedule.py)."""
+        return owed_updates(self.cfg.schedule, self.counters)
+
+    def train_online(self, max_updates: int | None = None) -> dict[str, float]:
+        """Make the owed online updates: every critic update, then every distillation update (at most
+        ``max_updates`` of each: the learner process makes one at a time between taking in data)."""
         if not self.online:
             raise RuntimeError("train_online before start_online()")
-        sched = self.cfg.schedule
+        owed = self.owed()
         metrics: dict[str, float] = {}
-        if self.counters["online_episodes"] < sched.warmup_episodes:
-            return metrics
-        for part, utd, update in (("critic", sched.critic_utd, self.critic_update),
-                                  ("distill", sched.distill_utd, self.distill_update)):
-            self._credit[part] += env_steps * utd
-            while self._credit[part] >= 1.0:
-                self._credit[part] -= 1.0
+        for count, update in ((owed.critic, self.critic_update), (owed.distill, self.distill_update)):
+            for _ in range(count if max_updates is None else min(count, max_updates)):
                 metrics.update(update())
         return metrics
 
@@ -163,7 +164,6 @@ class ParlAgent:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "online": self.online,
             "counters": dict(self.counters),
-            "credit": dict(self._credit),
             "generator": self.generator.get_state(),
             "rng": rng_state(),
         })
@@ -185,7 +185,6 @@ class ParlAgent:
         self.critic_optimizer.load_state_dict(tree["critic_optimizer"])
         self.online = tree["online"]
         self.counters.update(tree["counters"])
-        self._credit.update(tree["credit"])
         self.generator.set_state(tree["generator"])
         set_rng_state(tree["rng"])
         self.replay.load_state_dict(load_tree(directory / "replay.safetensors"))

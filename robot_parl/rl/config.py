@@ -66,12 +66,16 @@ class CriticConfig:
 
 @dataclass
 class ScheduleConfig:
-    """When each part trains: offline pre-training, online updates per environment step, mixing."""
+    """When each part trains: offline pre-training, online updates per environment step, mixing
+    (rl/schedule.py applies it, in-process and in the learner process alike)."""
 
     offline_steps: int = 1000
-    warmup_episodes: int = 0
-    critic_utd: float = 1.0
-    distill_utd: float = 1.0
+    warmup_episodes: int = 0  # online episodes collected before online updates start
+    critic_utd: float = 1.0  # critic updates per online environment step
+    distill_utd: float = 1.0  # distillation (policy) updates per online environment step
+    # An actor waits between episodes (never during one, at most actor.max_pause_s) until the learner has made
+    # this many critic updates per environment step; 0: it never waits for a slow learner.
+    min_critic_utd: float = 0.0
     # Share of each batch drawn from the offline data once online data exists.
     offline_fraction: float = 0.5
     # Stored candidates older than this many policy versions are re-sampled before use.
@@ -82,6 +86,9 @@ class ScheduleConfig:
         require(self.warmup_episodes >= 0, "warmup_episodes", "an integer >= 0", self.warmup_episodes)
         require(self.critic_utd >= 0, "critic_utd", "a number >= 0", self.critic_utd)
         require(self.distill_utd >= 0, "distill_utd", "a number >= 0", self.distill_utd)
+        require(0 <= self.min_critic_utd <= self.critic_utd, "min_critic_utd",
+                f"a number in [0, critic_utd={self.critic_utd}] (the learner never trains past critic_utd)",
+                self.min_critic_utd)
         require(0.0 <= self.offline_fraction <= 1.0, "offline_fraction", "a number in [0, 1]",
                 self.offline_fraction)
         require(self.candidate_max_age >= 0, "candidate_max_age", "an integer >= 0", self.candidate_max_age)

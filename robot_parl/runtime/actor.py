@@ -361,7 +361,7 @@ class Actor:
                 self._pause(stop, 0.2)
                 continue
             utd = self.learner.latest.rates.get("critic_utd", 0.0) if alive else float("inf")
-            if utd >= cfg.min_critic_utd or time.monotonic() > deadline:
+            if utd >= self.agent.cfg.schedule.min_critic_utd or time.monotonic() > deadline:
                 return
             self._pause(stop, 0.05)
 

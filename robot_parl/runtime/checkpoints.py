@@ -28,7 +28,6 @@ class LearnerState:
 
     store_position: int = 0
     offline_position: int = 0
-    online_critic_updates: int = 0
     offline_done: bool = False
     counters: dict[str, int] = field(default_factory=dict)
 

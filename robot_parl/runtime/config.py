@@ -52,8 +52,7 @@ class ActorConfig:
     # the instruction (its --instruction, or the simulator's task), else the policy card's.
     instructions: list[str] = field(default_factory=list)
     # Between episodes (never during one) the actor waits up to this long for the learner to reach
-    # min_critic_utd, so a slow learner still gets its minimum share of updates per step of data.
-    min_critic_utd: float = 0.0
+    # parl.schedule.min_critic_utd, so a slow learner still gets its minimum share of updates per step of data.
     max_pause_s: float = 30.0
     # A learner silent for this long counts as lost: act on with the last weights, or hold until it returns.
     learner_timeout_s: float = 3.0
@@ -78,7 +77,6 @@ class ActorConfig:
             except ValueError as err:
                 raise ConfigError("live_view", f"{err}, or null to turn it off") from None
         require(self.horizon >= 1, "horizon", "an integer >= 1", self.horizon)
-        require(self.min_critic_utd >= 0, "min_critic_utd", "a number >= 0", self.min_critic_utd)
         require(self.learner_timeout_s > 0, "learner_timeout_s", "a positive number of seconds",
                 self.learner_timeout_s)
 
@@ -89,8 +87,6 @@ class LearnerConfig:
     publish_policy_every: int = 10
     publish_critic_every: int = 50
     checkpoint_every_s: float = 60.0
-    # The learner never trains past this many critic updates per environment step (its share of the machine).
-    max_critic_utd: float = 4.0
     # An episode whose steps stopped coming this long ago and whose actor stopped reporting it (it died; a paused
     # actor keeps reporting) is committed as partial.
     partial_after_s: float = 20.0
@@ -101,7 +97,6 @@ class LearnerConfig:
     def validate(self) -> None:
         require(self.publish_policy_every >= 1, "publish_policy_every", "an integer >= 1", self.publish_policy_every)
         require(self.publish_critic_every >= 1, "publish_critic_every", "an integer >= 1", self.publish_critic_every)
-        require(self.max_critic_utd > 0, "max_critic_utd", "a positive number", self.max_critic_utd)
         require(self.partial_after_s > 0, "partial_after_s", "a positive number of seconds", self.partial_after_s)
         require(set(self.offline_sources) <= set(SOURCES), "offline_sources", f"sources among {list(SOURCES)}",
                 self.offline_sources)

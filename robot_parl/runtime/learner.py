@@ -3,11 +3,12 @@
 Steps stream in from any number of actors. An episode is committed to the store once its final step
 and every step before it have arrived (never twice: episode ids already in the store are ignored);
 one whose steps stopped coming ``partial_after_s`` ago (its actor died) is committed as flagged
-partial. Committed episodes reach replay through the store (rl/store_episodes.py). Training never
-waits for data beyond the cap ``max_critic_utd`` (critic updates per environment step), distillation
-keeps the configured ratio to critic updates, new weights go out every K updates with their version,
-and a heartbeat reports versions, update-to-data ratios and the recently committed episode ids, which
-actors use to clear their journals. Checkpoints are atomic and the learner resumes from the latest.
+partial. Committed episodes reach replay through the store (rl/store_episodes.py). Training makes the
+updates the data has earned (rl/schedule.py: critic and distillation updates per environment step), one
+at a time between taking in steps, and never runs ahead of the data; new weights go out every K updates
+with their version, and a heartbeat reports versions, update-to-data ratios and the recently committed
+episode ids, which actors use to clear their journals. Checkpoints are atomic and the learner resumes
+from the latest.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, StoreError, rl_schema
 from robot_parl.limited_log import LimitedLog
+from robot_parl.rl.schedule import update_rates
 from robot_parl.rl.store_episodes import StoreFeed
 from robot_parl.runtime.checkpoints import LearnerState, load_latest, save_checkpoint
 from robot_parl.runtime.config import FinetuneConfig, build_agent
@@ -70,7 +72,6 @@ class Learner:
         self.open: dict[str, _OpenEpisode] = {}
         self.offline_done = False
         self.counters: Counter[str] = Counter()
-        self.online_critic_updates = 0
         self.published = {"policy": -1, "critic": -1}
         self._republish_requested = False
         self._last_republish = 0.0
@@ -196,20 +197,12 @@ class Learner:
         self.offline_done = True
 
     def train_once(self) -> bool:
-        """One critic update (and distillation when owed) if the caps allow; returns whether it trained."""
-        a = self.agent
-        env_steps = a.counters["online_env_steps"]
-        if not a.online or env_steps == 0 or a.counters["online_episodes"] < a.cfg.schedule.warmup_episodes:
+        """One critic and/or one distillation update, if the data so far has earned them; returns whether it
+        trained."""
+        owed = self.agent.owed()
+        if not self.agent.online or not (owed.critic or owed.distill):
             return False
-        if self.online_critic_updates >= self.cfg.learner.max_critic_utd * env_steps:
-            return False
-        metrics = a.critic_update()
-        self.online_critic_updates += 1
-        sched = a.cfg.schedule
-        if sched.critic_utd > 0 and a.counters["distill_updates"] < \
-                self.online_critic_updates * sched.distill_utd / sched.critic_utd:
-            metrics |= a.distill_update()
-        self._log_metrics(metrics)
+        self._log_metrics(self.agent.train_online(max_updates=1))
         return True
 
     def _log_metrics(self, metrics: dict[str, float], every: int = 20) -> None:
@@ -244,9 +237,7 @@ class Learner:
                 self._last_beat = 0.0  # the next heartbeat goes out at once: actors apply what it announces
 
     def rates(self) -> dict[str, float]:
-        env_steps = max(self.agent.counters["online_env_steps"], 1)
-        return {"critic_utd": self.online_critic_updates / env_steps,
-                "distill_utd": self.agent.counters["distill_updates"] / env_steps}
+        return update_rates(self.agent.counters)
 
     def heartbeat(self) -> None:
         now = time.monotonic()
@@ -266,7 +257,7 @@ class Learner:
         name = f"update_{self.agent.counters['critic_updates']:08d}"
         return save_checkpoint(self.out / "checkpoints", name, self.agent, LearnerState(
             store_position=self.feed.position, offline_position=self.offline.position if self.offline else 0,
-            online_critic_updates=self.online_critic_updates, offline_done=self.offline_done,
+            offline_done=self.offline_done,
             counters=dict(self.counters)))
 
     def _resume(self) -> bool:
@@ -276,7 +267,6 @@ class Learner:
         self.feed.position = state.store_position
         if self.offline is not None:
             self.offline.position = state.offline_position
-        self.online_critic_updates = state.online_critic_updates
         self.counters.update(state.counters)
         self.offline_done = state.offline_done
         self.log(f"resumed from checkpoint at {self.agent.counters['critic_updates']} critic updates, "

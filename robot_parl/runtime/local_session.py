@@ -290,7 +290,7 @@ class LocalSession:
         for episode, online in self.feed.new_episodes(self.agent.sample_candidates):
             self.agent.add_episode(episode, online)
             if online and self.agent.online:
-                self.agent.train_online(episode.actions.shape[0])
+                self.agent.train_online()
 
     def _final_candidates(self, obs: dict[str, np.ndarray]) -> torch.Tensor:
         return self.agent.sample_candidates(_torch_obs(obs))

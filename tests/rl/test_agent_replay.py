@@ -122,14 +122,30 @@ def test_offline_then_online_schedule():
     assert not agent.critic_optimizer.state  # reset at the switch
     with pytest.raises(RuntimeError):
         agent.train_offline(1)
-    assert agent.train_online(5) == {}  # warm-up: no online episode yet
+    assert agent.train_online() == {}  # warm-up: no online episode yet
     agent.add_episode(_episode(agent, seed=2), online=True)
-    agent.train_online(5)
-    assert agent.counters["critic_updates"] == 8
-    assert agent.counters["distill_updates"] == 2  # 2.5 owed: the half carries over
-    agent.train_online(1)
-    assert agent.counters["distill_updates"] == 3
-    assert agent.counters["policy_version"] == 3
+    agent.train_online()  # 5 online steps: 5 critic updates, 2.5 distillation updates owed
+    assert agent.counters["critic_updates"] == 8 and agent.counters["online_critic_updates"] == 5
+    assert agent.counters["distill_updates"] == 2  # the half carries over ...
+    assert agent.train_online() == {}
+    agent.add_episode(_episode(agent, seed=4, t=1), online=True)
+    agent.train_online()
+    assert agent.counters["distill_updates"] == 3  # ... to the next step of data
+    assert agent.counters["policy_version"] == 3 and agent.counters["online_critic_updates"] == 6
+
+
+def test_one_update_at_a_time_makes_the_same_updates_as_all_at_once():
+    # the learner process trains one update (of each kind) per turn; an in-process run trains all owed at once
+    totals = []
+    for per_turn in (None, 1):
+        agent = _agent(critic_utd=1.0, distill_utd=0.4)
+        agent.add_episode(_episode(agent), online=False)
+        agent.start_online()
+        agent.add_episode(_episode(agent, seed=2), online=True)
+        while agent.owed().critic or agent.owed().distill:
+            agent.train_online(per_turn)
+        totals.append((agent.counters["online_critic_updates"], agent.counters["distill_updates"]))
+    assert totals == [(5, 2), (5, 2)]
 
 
 def test_distillation_moves_the_policy_towards_optimized_actions():
@@ -155,4 +171,5 @@ def test_checkpoint_resume_is_exact(tmp_path):
     resumed.load(tmp_path / "ckpt")
     assert resumed.online and resumed.counters["online_episodes"] == 1
     got = [resumed.train_online(1) for _ in range(3)]
+    assert expected[0]  # there were updates owed
     assert got == expected
