@@ -299,6 +299,7 @@ def learner_faults(garbage: int, rng: random.Random, workdir: Path) -> dict:
     counters = beat.counters if beat is not None else {}
     return {"payloads": garbage, "learner_alive": alive, "learner_exit_code": code,
             "refused_steps": counters.get("refused_steps", 0), "undecodable": counters.get("steps_undecodable", 0),
+            "note": "the rest decoded as valid steps (a flipped bit in a step's pixels): sound data for the learner",
             "paused_episode": {"committed": bool(paused), "frames": len(paused[0]) if paused else 0,
                                "partial": bool(paused and paused[0].partial), "expected_frames": 4}}
 
