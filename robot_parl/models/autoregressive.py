@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robot_parl.models import noise
 from robot_parl.models.base import ObsSpec, TorchPolicy
 from robot_parl.models.encoders import Obs
 from robot_parl.typed_config import require
@@ -84,6 +85,6 @@ class AutoregressivePolicy(TorchPolicy):
         tokens = torch.zeros((b * n, 0), dtype=torch.long, device=features.device)
         for _ in range(self.action_dim):
             logits = self._token_logits(features, tokens)[:, -1] / self.cfg.temperature
-            nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
+            nxt = noise.multinomial(logits.softmax(-1), generator)
             tokens = torch.cat([tokens, nxt], dim=1)
         return detokenize(tokens, self.cfg.num_bins).view(b, n, self.action_dim)

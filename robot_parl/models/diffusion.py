@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robot_parl.models import noise
 from robot_parl.models.base import ObsSpec, TorchPolicy
 from robot_parl.models.encoders import Obs
 from robot_parl.typed_config import require
@@ -102,10 +103,10 @@ class DiffusionPolicy(TorchPolicy):
     def loss(self, obs: Obs, actions: torch.Tensor) -> torch.Tensor:
         b = actions.shape[0]
         t = torch.randint(0, self.cfg.denoising_steps, (b,), device=actions.device)
-        noise = torch.randn_like(actions)
+        eps = torch.randn_like(actions)
         ab = self.alpha_bars[t][:, None]
-        noisy = ab.sqrt() * actions + (1 - ab).sqrt() * noise
-        return F.mse_loss(self.net(noisy, t, self.net.encoder(obs)), noise)
+        noisy = ab.sqrt() * actions + (1 - ab).sqrt() * eps
+        return F.mse_loss(self.net(noisy, t, self.net.encoder(obs)), eps)
 
     @torch.no_grad()
     def after_update(self) -> None:
@@ -118,13 +119,13 @@ class DiffusionPolicy(TorchPolicy):
         features = self.ema_net.encoder(obs)
         b = features.shape[0]
         features = features.repeat_interleave(n, dim=0)
-        x = torch.randn((b * n, self.action_dim), generator=generator, device=features.device)
+        x = noise.randn((b * n, self.action_dim), generator, features.device)
         for step in reversed(range(self.cfg.denoising_steps)):
             t = torch.full((b * n,), step, device=x.device, dtype=torch.long)
             eps = self.ema_net(x, t, features)
             x = (x - self.betas[step] / (1 - self.alpha_bars[step]).sqrt() * eps) / self.alphas[step].sqrt()
             if step > 0:
                 sigma = ((1 - self.alpha_bars[step - 1]) / (1 - self.alpha_bars[step]) * self.betas[step]).sqrt()
-                x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device)
+                x = x + sigma * noise.randn(x.shape, generator, x.device)
             x = x.clamp(-1.0, 1.0)
         return x.view(b, n, self.action_dim)

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robot_parl.models import noise
+
 Obs = dict  # {"state": Tensor, "images": {name: Tensor}, "proprio": Tensor, "instruction": [str]}
 
 
@@ -109,7 +111,7 @@ def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator | None = 
         return x
     b, _, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    shifts = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator, device=x.device)
+    shifts = noise.randint(2 * pad + 1, (b, 2), generator, x.device)
     rows = (torch.arange(h, device=x.device)[None, :] + shifts[:, :1])  # [B, H]
     cols = (torch.arange(w, device=x.device)[None, :] + shifts[:, 1:])  # [B, W]
     idx_b = torch.arange(b, device=x.device)[:, None, None]
@@ -187,6 +189,13 @@ def batch_size_of(obs: Obs) -> int:
     if obs.get("images"):
         return next(iter(obs["images"].values())).shape[0]
     raise ValueError(f"cannot tell the batch size of an observation with keys {sorted(obs)}")
+
+
+def obs_to(obs: Obs, device: torch.device | str) -> Obs:
+    """``obs`` with every tensor on ``device`` (instructions and other values as they are)."""
+    if isinstance(obs, dict):
+        return {k: obs_to(v, device) for k, v in obs.items()}
+    return obs.to(device) if isinstance(obs, torch.Tensor) else obs
 
 
 def flatten_obs(obs: Obs, prefix: str = "") -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from robot_parl.models import noise
 from robot_parl.models.base import ObsSpec, TorchPolicy
 from robot_parl.models.encoders import Obs
 from robot_parl.typed_config import require
@@ -58,5 +59,5 @@ class GaussianPolicy(TorchPolicy):
     def sample(self, obs: Obs, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         self.eval()
         mean, log_std = self._dist(obs)
-        noise = torch.randn((mean.shape[0], n, self.action_dim), generator=generator, device=mean.device)
-        return torch.tanh(mean[:, None] + log_std.exp()[:, None] * noise)
+        eps = noise.randn((mean.shape[0], n, self.action_dim), generator, mean.device)
+        return torch.tanh(mean[:, None] + log_std.exp()[:, None] * eps)

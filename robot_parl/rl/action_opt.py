@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 
 import torch
 
+from robot_parl.models import noise
 from robot_parl.rl.config import ParlConfig
 
 
@@ -118,7 +119,7 @@ def optimize_actions(
         choice = best_q.argmax(dim=1)
     else:
         probs = torch.softmax(best_q / cfg.softmax_temperature, dim=1)
-        choice = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        choice = noise.multinomial(probs, generator)[:, 0]
     rows = torch.arange(b, device=best_q.device)
     return OptimizedActions(best_a[rows, choice], best_q[rows, choice], best_a, best_q, candidate_q)
 

@@ -17,7 +17,7 @@ import torch
 
 from robot_parl.checkpoint import load_tree, rng_state, save_tree, set_rng_state
 from robot_parl.models.base import BasePolicy
-from robot_parl.models.encoders import Obs
+from robot_parl.models.encoders import Obs, obs_to
 from robot_parl.rl.action_opt import OptimizedActions, optimize_actions
 from robot_parl.rl.calql import critic_loss
 from robot_parl.rl.config import ParlConfig
@@ -31,9 +31,9 @@ from robot_parl.rl.schedule import Owed, owed_updates
 class Decision:
     """What the agent chose for a batch of states, the candidates it chose from, and how long each part took."""
 
-    actions: torch.Tensor  # [B, A]
-    candidates: torch.Tensor  # [B, N, A] the base policy's samples
-    optimized: OptimizedActions  # candidate_q [B, N], the refined top-k and their Q, the chosen Q
+    actions: torch.Tensor  # [B, A] in host memory
+    candidates: torch.Tensor  # [B, N, A] the base policy's samples, in host memory
+    optimized: OptimizedActions  # candidate_q [B, N], the refined top-k and their Q, the chosen Q (on the device)
     latency_ms: dict[str, float] = field(default_factory=dict)  # sample, encode, optimize
 
 
@@ -41,14 +41,18 @@ class ParlAgent:
     """Base policy + Q-ensemble + replay, trained by PA-RL."""
 
     def __init__(self, policy: BasePolicy, critic: QEnsemble, cfg: ParlConfig, low: torch.Tensor,
-                 high: torch.Tensor, seed: int = 0):
+                 high: torch.Tensor, seed: int = 0, device: torch.device | str = "cpu"):
+        # the critic, its batches and the actions live on ``device``; the policy is placed by its builder (a VLA
+        # on its card's device, which build_agent checks is this one); replay stays in host memory
+        self.device = torch.device(device)
         self.policy = policy
-        self.critic = critic
-        self.target = critic.make_target()
+        self.critic = critic.to(self.device)
+        self.target = self.critic.make_target()
         self.cfg = cfg
-        self.low = low.float()
-        self.high = high.float()
+        self.low = low.float().to(self.device)
+        self.high = high.float().to(self.device)
         self.replay = Replay(cfg.critic.gamma, cfg.critic.n_step)
+        # one CPU generator for every draw, moved where it is used (models/noise.py): the same numbers on any device
         self.generator = torch.Generator().manual_seed(seed)
         self.critic_optimizer = self._new_critic_optimizer()
         self.online = False
@@ -62,22 +66,27 @@ class ParlAgent:
 
     @torch.no_grad()
     def sample_candidates(self, obs: Obs) -> torch.Tensor:
-        """N base-policy candidates per state: [B, N, A]."""
-        return self.policy.sample(obs, self.cfg.num_samples, generator=self.generator)
+        """N base-policy candidates per state: [B, N, A], on the agent's device."""
+        return self._sample(obs, self.cfg.num_samples)
+
+    @torch.no_grad()
+    def policy_actions(self, obs: Obs) -> torch.Tensor:
+        """The policy alone (no critic): one sample per state, [B, A] in host memory."""
+        return self._sample(obs, 1)[:, 0].cpu()
 
     def act(self, obs: Obs, candidates: torch.Tensor | None = None) -> Decision:
         """The acting step of every runner (actor, evaluation, in-process sessions): candidates from the policy
         (or given), scored, refined and selected by the critic (argmax), in policy space."""
         t0 = time.perf_counter()
-        if candidates is None:
-            candidates = self.sample_candidates(obs)
+        obs = obs_to(obs, self.device)
+        candidates = self.sample_candidates(obs) if candidates is None else candidates.to(self.device)
         t1 = time.perf_counter()
         with torch.no_grad():
             z = self.critic.encode(obs)
         t2 = time.perf_counter()
         opt = optimize_actions(self.critic, z, candidates, self.cfg, self.low, self.high)
         t3 = time.perf_counter()
-        return Decision(opt.actions, candidates, opt,
+        return Decision(opt.actions.cpu(), candidates.cpu(), opt,
                         {"sample": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "optimize": (t3 - t2) * 1e3})
 
     # data ---------------------------------------------------------------------------------------
@@ -91,11 +100,11 @@ class ParlAgent:
 
     def _batch(self):
         return self.replay.sample(self.cfg.critic.batch_size, self.cfg.schedule.offline_fraction, self.generator,
-                                  resample=self._resample, version=self.counters["policy_version"],
-                                  max_age=self.cfg.schedule.candidate_max_age)
+                                  resample=self._sample, version=self.counters["policy_version"],
+                                  max_age=self.cfg.schedule.candidate_max_age).to(self.device)
 
-    def _resample(self, obs: Obs, n: int) -> torch.Tensor:
-        return self.policy.sample(obs, n, generator=self.generator)
+    def _sample(self, obs: Obs, n: int) -> torch.Tensor:
+        return self.policy.sample(obs_to(obs, self.device), n, generator=self.generator)
 
     # training -----------------------------------------------------------------------------------
 

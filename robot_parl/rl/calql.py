@@ -10,11 +10,13 @@ log-sum-exp is not importance-weighted.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 
-from robot_parl.models.encoders import Obs
+from robot_parl.models import noise
+from robot_parl.models.encoders import Obs, obs_to
 from robot_parl.rl.action_opt import optimize_actions
 from robot_parl.rl.config import ParlConfig
 from robot_parl.rl.critic import QEnsemble
@@ -32,6 +34,10 @@ class CriticBatch:
     mc_returns: torch.Tensor  # [B]
     candidates: torch.Tensor  # [B, N, A] base-policy samples at s
     next_candidates: torch.Tensor  # [B, N, A] base-policy samples at s'
+
+    def to(self, device: torch.device | str) -> CriticBatch:
+        """The batch with every tensor on ``device`` (replay lives in host memory; updates run on the device)."""
+        return CriticBatch(**{f.name: obs_to(getattr(self, f.name), device) for f in dataclasses.fields(self)})
 
 
 def random_heads(ensemble: int, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -78,7 +84,7 @@ def critic_loss(critic: QEnsemble, target: QEnsemble, batch: CriticBatch, cfg: P
     metrics = {"td_loss": td.item(), "q_data": q_data.mean().item(), "target": y.mean().item()}
     if ccfg.cql_alpha > 0:
         b, a_dim = batch.actions.shape
-        rand = low + (high - low) * torch.rand((b, ccfg.cql_num_random, a_dim), generator=generator)
+        rand = low + (high - low) * noise.rand((b, ccfg.cql_num_random, a_dim), generator, low.device)
         policy_actions = torch.cat([cur_opt.topk_actions, next_opt.topk_actions], dim=1)
         cql = cql_penalty(q_data, critic.q(z, policy_actions), critic.q(z, rand),
                           batch.mc_returns if ccfg.calql else None, ccfg.cql_temperature)

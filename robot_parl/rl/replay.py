@@ -135,18 +135,18 @@ class Replay:
     def add_episode(self, episode: Episode, online: bool) -> None:
         """Split an episode into transitions and store them."""
         t = episode.actions.shape[0]
-        flat = flatten_obs(episode.obs)
+        flat = {k: v.cpu() for k, v in flatten_obs(episode.obs).items()}  # replay lives in host memory
         rewards = episode.rewards.float()
         returns, bootstrap, discounts = n_step_targets(rewards, episode.terminated, self.gamma, self.n_step)
         columns = {f"obs/{k}": v[:-1] for k, v in flat.items()}
         columns.update({f"next_obs/{k}": v[bootstrap] for k, v in flat.items()})
         columns.update(
-            actions=episode.actions.float(),
+            actions=episode.actions.float().cpu(),
             rewards=returns,
             discounts=discounts,
             mc_returns=monte_carlo_returns(rewards, episode.terminated, self.gamma),
-            candidates=episode.candidates[:-1].float(),
-            next_candidates=episode.candidates[bootstrap].float(),
+            candidates=episode.candidates[:-1].float().cpu(),
+            next_candidates=episode.candidates[bootstrap].float().cpu(),
             versions=torch.full((t,), episode.policy_version, dtype=torch.long),
             instruction_ids=torch.full((t,), self._instruction_id(episode.instruction), dtype=torch.long),
         )
@@ -193,7 +193,7 @@ class Replay:
         n = buf.columns["candidates"].shape[1]
         rows = {k: v[stale] for k, v in buf.columns.items()}
         for prefix, column in (("obs/", "candidates"), ("next_obs/", "next_candidates")):
-            buf.storage[column][stale] = resample(self._observations(rows, prefix), n)
+            buf.storage[column][stale] = resample(self._observations(rows, prefix), n).cpu()
         buf.storage["versions"][stale] = version
 
     def state_dict(self) -> dict:

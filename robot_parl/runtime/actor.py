@@ -75,7 +75,7 @@ class Actor:
         self.name = name
         self.log = log
         self.spec = cfg.spec()
-        self.agent, self.actions = build_agent(cfg, self.spec)
+        self.agent, self.actions = build_agent(cfg, self.spec, "actor")
         link = cfg.link
         self.keys = KeySpace(link.session, link.robot)
         learner_keys = KeySpace(link.session, "learner")
@@ -191,7 +191,7 @@ class Actor:
         self.latency_ms.update(decision.latency_ms)
         q = decision.optimized.candidate_q[0]
         self._spread.append(q.std().item())
-        self._q = (q.numpy(), decision.optimized.q[0].item())
+        self._q = (q.cpu().numpy(), decision.optimized.q[0].item())
         return self.actions.to_robot(decision.actions[0].numpy()), self.actions.to_robot(decision.candidates[0].numpy())
 
     def _send(self, step: Step) -> None:

@@ -46,6 +46,9 @@ class LinkConfig:
 
 @dataclass
 class ActorConfig:
+    # Where the actor places the policy, the critic and its observations ("cpu", "cuda", "cuda:1"); "": a VLA
+    # card's device (policy.vla.device), else cpu. A VLA loads on its card's device, so the two must agree.
+    device: str = ""
     episodes: int = 20  # 0: until stopped
     horizon: int = 60
     # The session's tasks: episode i gets instructions[i % len]. Empty: the robot side's observations carry
@@ -83,6 +86,7 @@ class ActorConfig:
 
 @dataclass
 class LearnerConfig:
+    device: str = ""  # as actor.device: the critic, the policy and every training batch
     # New weights go out every this many distillation (policy) and critic updates.
     publish_policy_every: int = 10
     publish_critic_every: int = 50
@@ -127,6 +131,17 @@ class FinetuneConfig:
     def resolved_parl(self) -> ParlConfig:
         return resolve_parl(self.parl, self.policy, ParlConfig())
 
+    def device(self, process: Literal["actor", "learner"]) -> str:
+        """Where ``process`` places policy, critic and batches: its own setting, else a VLA card's, else cpu."""
+        own = getattr(self, process).device
+        if self.policy.kind != "vla":
+            return own or "cpu"
+        card = self.policy.vla.device
+        if own and own != card:
+            raise ConfigError(f"{process}.device", f"{own!r}, but the VLA loads on policy.vla.device = {card!r}; "
+                                                   f"set one of them (or both the same)")
+        return card
+
 
 def resolve_parl(parl: ParlConfig, policy: PolicyConfig, default: ParlConfig) -> ParlConfig:
     """The algorithm settings with a VLA card's overrides applied (the card owns its N and k).
@@ -167,9 +182,10 @@ def obs_spec(spec: RobotSpec) -> ObsSpec:
     return ObsSpec(proprio_dim=len(spec.proprio), cameras=tuple(c.name for c in spec.cameras))
 
 
-def build_agent(cfg: FinetuneConfig, spec: RobotSpec):
-    """The ParlAgent (policy, critic, settings) of a session for this robot, in policy action space, and the
-    action space that maps it to the robot's units (refused here when the two do not fit)."""
+def build_agent(cfg: FinetuneConfig, spec: RobotSpec, process: Literal["actor", "learner"] = "learner"):
+    """The ParlAgent (policy, critic, settings) of a session for this robot, in policy action space, placed on
+    ``process``'s device, and the action space that maps it to the robot's units (refused here when the two do
+    not fit)."""
     import torch
 
     from robot_parl.rl.agent import ParlAgent
@@ -179,8 +195,16 @@ def build_agent(cfg: FinetuneConfig, spec: RobotSpec):
     observations = obs_spec(spec)
     action_dim = spec.action.dim
     parl = cfg.resolved_parl()
+    device = cfg.device(process)
+    try:
+        torch.device(device)
+    except RuntimeError as err:
+        raise ConfigError(f"{process}.device", f"{device!r} is not a torch device ({err})") from None
     policy = cfg.policy.build(observations, action_dim)
+    if isinstance(policy, torch.nn.Module) and cfg.policy.kind != "vla":
+        policy.to(device)
     critic = QEnsemble(observations, action_dim, parl.critic)
     actions = cfg.policy.action_space(policy, spec.action)
-    return ParlAgent(policy, critic, parl, -torch.ones(action_dim), torch.ones(action_dim), seed=cfg.seed), actions
+    return ParlAgent(policy, critic, parl, -torch.ones(action_dim), torch.ones(action_dim), seed=cfg.seed,
+                     device=device), actions
 

@@ -57,7 +57,7 @@ class Evaluation:
         self.spec = cfg.spec()
         self.agents = {}
         for name, path in policies.items():  # loading checks architecture and action space before any rollout
-            agent, self.actions = build_agent(cfg, self.spec)
+            agent, self.actions = build_agent(cfg, self.spec, "actor")
             if path:
                 agent.load_acting(path)
             agent.critic.load_state_dict(critic_state(critic))
@@ -84,11 +84,7 @@ class Evaluation:
         """The action in robot units: the policy's one sample, or the actor's acting step (critic selection)."""
         agent = self.agents[mode.removesuffix("+critic")]
         tobs = robot_obs({**obs, "instruction": instruction})
-        if mode.endswith("+critic"):
-            action = agent.act(tobs).actions
-        else:
-            with torch.no_grad():
-                action = agent.policy.sample(tobs, 1, generator=agent.generator)[:, 0]
+        action = agent.act(tobs).actions if mode.endswith("+critic") else agent.policy_actions(tobs)
         return self.actions.to_robot(action[0].numpy())
 
     def _episode(self, round_index: int, mode: str) -> dict:

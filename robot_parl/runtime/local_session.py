@@ -210,7 +210,7 @@ class LocalSession:
 
     def act_policy(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, None]:
         """The policy alone: one sample per state."""
-        return self.policy.sample(_torch_obs(obs), 1, generator=self.agent.generator)[:, 0].numpy(), None
+        return self.agent.policy_actions(_torch_obs(obs)).numpy(), None
 
     def act_agent(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, torch.Tensor]:
         """Candidates from the policy, optimized and selected by the critic."""

@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from transformers import StaticCache
 
+from robot_parl.models import noise
 from robot_parl.models.vla.card import SamplerConfig
 from robot_parl.models.vla.model import OpenVLAModel
 from robot_parl.models.vla.prompt import PAD_ID
@@ -48,7 +49,7 @@ def choose_tokens(logits: torch.Tensor, cfg: SamplerConfig,
     if cfg.temperature == 0:
         index = scaled.argmax(dim=-1)
     else:
-        uniform = torch.rand(scaled.shape, generator=generator, device=scaled.device).clamp_(min=1e-20)
+        uniform = noise.rand(scaled.shape, generator, scaled.device).clamp_(min=1e-20)
         index = (log_probs - torch.log(-torch.log(uniform))).argmax(dim=-1)
     return index, log_probs.gather(1, index[:, None])[:, 0]
 
