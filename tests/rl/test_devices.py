@@ -32,8 +32,8 @@ def test_draws_are_the_generators_numbers_on_the_device_that_uses_them():
 
 def test_an_agent_on_another_device_keeps_replay_in_host_memory_and_batches_there():
     spec = ObsSpec(state_dim=3)
-    cfg = ParlConfig(num_samples=4, top_k=2, critic=CriticConfig(ensemble_size=2, hidden_dims=(8,),
-                                                                  state_hidden_dims=(8,), embedding_dim=8, batch_size=6))
+    critic = CriticConfig(ensemble_size=2, hidden_dims=(8,), state_hidden_dims=(8,), embedding_dim=8, batch_size=6)
+    cfg = ParlConfig(num_samples=4, top_k=2, critic=critic)
     policy = DiffusionPolicy(spec, 2, DiffusionConfig(hidden_dim=8, num_blocks=1, obs_hidden_dims=(8,), obs_dim=8))
     agent = ParlAgent(policy.to("meta"), QEnsemble(spec, 2, cfg.critic), cfg, -torch.ones(2), torch.ones(2),
                       device="meta")
