@@ -26,6 +26,8 @@ from robot_parl.rl.distill import distill_step
 from robot_parl.rl.replay import Episode, Replay
 from robot_parl.rl.schedule import Owed, owed_updates
 
+REPLAY_FILE = "replay.safetensors"
+
 
 @dataclass
 class Decision:
@@ -163,8 +165,9 @@ class ParlAgent:
 
     # checkpoints --------------------------------------------------------------------------------
 
-    def save(self, directory: str | Path) -> None:
-        """Everything needed to resume: critic, target, optimizer, policy, replay, counters, RNG."""
+    def save(self, directory: str | Path, replay: bool = True) -> None:
+        """Everything needed to resume: critic, target, optimizer, policy, counters, RNG, and (with ``replay``)
+        the replay contents; run checkpoints leave replay out and rebuild it from the episode store."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_tree(directory / "agent.safetensors", {
@@ -176,7 +179,8 @@ class ParlAgent:
             "generator": self.generator.get_state(),
             "rng": rng_state(),
         })
-        save_tree(directory / "replay.safetensors", self.replay.state_dict())
+        if replay:
+            save_tree(directory / REPLAY_FILE, self.replay.state_dict())
         self.policy.save(directory)
 
     def load_acting(self, directory: str | Path) -> None:
@@ -186,7 +190,7 @@ class ParlAgent:
         self.policy.load(directory)
 
     def load(self, directory: str | Path) -> None:
-        """Restore what :meth:`save` wrote."""
+        """Restore what :meth:`save` wrote (replay empty when it was saved without)."""
         directory = Path(directory)
         tree = load_tree(directory / "agent.safetensors")
         self.critic.load_state_dict(tree["critic"])
@@ -196,5 +200,7 @@ class ParlAgent:
         self.counters.update(tree["counters"])
         self.generator.set_state(tree["generator"])
         set_rng_state(tree["rng"])
-        self.replay.load_state_dict(load_tree(directory / "replay.safetensors"))
+        self.replay = Replay(self.cfg.critic.gamma, self.cfg.critic.n_step)
+        if (directory / REPLAY_FILE).is_file():
+            self.replay.load_state_dict(load_tree(directory / REPLAY_FILE))
         self.policy.load(directory)

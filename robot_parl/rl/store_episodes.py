@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, EpisodeWriter, Source
+from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, EpisodeWriter, Source, StoreError
 from robot_parl.models.action_space import ActionSpace
 from robot_parl.models.encoders import Obs, unflatten_obs
-from robot_parl.rl.replay import Episode
+from robot_parl.rl.replay import Episode, Replay
 
 ONLINE_SOURCES: tuple[Source, ...] = ("rollout", "intervention")
 
@@ -80,12 +80,12 @@ class StoreFeed:
         self.position = position
         self.select = select
 
-    def new_episodes(self, sample_candidates: Callable[[Obs], torch.Tensor] | None = None
-                     ) -> list[tuple[Episode, bool]]:
-        """(episode, online) for every episode committed since the last call."""
+    def new_episodes(self, sample_candidates: Callable[[Obs], torch.Tensor] | None = None,
+                     upto: int | None = None) -> list[tuple[Episode, bool]]:
+        """(episode, online) for every episode committed since the last call (up to the ``upto``-th)."""
         self.store.refresh()
         out = []
-        while self.position < len(self.store):
+        while self.position < min(len(self.store), len(self.store) if upto is None else upto):
             info = self.store.info(self.position)
             if self.select is None or self.select(info):
                 out.append((read_episode(self.store, self.position, self.obs_keys, self.action_space,
@@ -93,3 +93,13 @@ class StoreFeed:
                             info.source in ONLINE_SOURCES))
             self.position += 1
         return out
+
+    def refill(self, replay: Replay, sample_candidates: Callable[[Obs], torch.Tensor] | None, upto: int) -> None:
+        """Put the store's first ``upto`` episodes back into ``replay`` (a resumed run: its checkpoint holds the
+        agent and this position, not replay's contents, and its counters already include these episodes)."""
+        self.position = 0
+        for episode, online in self.new_episodes(sample_candidates, upto):
+            replay.add_episode(episode, online)
+        if self.position < upto:
+            raise StoreError(f"{self.store.path} holds {len(self.store)} episodes, but the checkpoint's replay read "
+                             f"{upto} of them: it is not this run's store")

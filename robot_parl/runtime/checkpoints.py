@@ -1,12 +1,15 @@
-"""Checkpoints of a run: ``<root>/<name>/`` holds the agent (critic, target, optimizer, policy, replay,
-counters, RNG states) and ``state.json`` (a typed record of what the process needs besides the agent:
-:class:`LearnerState` for the learner and ``robot-parl pretrain``, a local run's own for in-process runs);
-``<root>/latest`` names the newest complete one and is rewritten last, atomically, so a crash mid-save
-leaves the previous checkpoint in charge."""
+"""Checkpoints of a run: ``<root>/<name>/`` holds the agent (critic, target, optimizer, policy, counters, RNG
+states) and ``state.json`` (a typed record of what the process needs besides the agent: :class:`LearnerState`
+for the learner and ``robot-parl pretrain``, a local run's own for in-process runs). Replay is not saved: the
+state records how many of the episode store's episodes it held, and a resumed run reads them back
+(``StoreFeed.refill``), so a checkpoint's size does not grow with the session. ``<root>/latest`` names the
+newest complete one and is rewritten last, atomically, so a crash mid-save leaves the previous checkpoint in
+charge; all but the newest ``keep`` and the best scored one are then removed."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -17,6 +20,7 @@ from robot_parl import typed_config
 from robot_parl.files import atomic_write
 
 STATE_FILE = "state.json"
+SCORES_FILE = "scores.json"  # checkpoint name -> score, for keeping the best
 State = TypeVar("State")
 
 
@@ -32,13 +36,34 @@ class LearnerState:
     counters: dict[str, int] = field(default_factory=dict)
 
 
-def save_checkpoint(root: str | Path, name: str, agent, state) -> Path:
-    """Write checkpoint ``name`` (the agent and ``state``, a dataclass) under ``root``; point ``latest`` at it."""
-    directory = Path(root) / name
-    agent.save(directory)
+def save_checkpoint(root: str | Path, name: str, agent, state, keep: int = 0, score: float | None = None) -> Path:
+    """Write checkpoint ``name`` (the agent without replay, and ``state``, a dataclass) under ``root``; point
+    ``latest`` at it. With ``keep``, only the newest ``keep`` checkpoints and the one with the best ``score``
+    (a success rate, say) stay."""
+    root = Path(root)
+    directory = root / name
+    agent.save(directory, replay=False)
     atomic_write(directory / STATE_FILE, lambda f: f.write(json.dumps(typed_config.to_dict(state))), mode="w")
-    atomic_write(Path(root) / "latest", lambda f: f.write(name), mode="w")
+    atomic_write(root / "latest", lambda f: f.write(name), mode="w")
+    scores = json.loads((root / SCORES_FILE).read_text()) if (root / SCORES_FILE).is_file() else {}
+    if score is not None:
+        scores[name] = score
+    if keep:
+        _prune(root, name, keep, scores)
+    atomic_write(root / SCORES_FILE, lambda f: f.write(json.dumps(scores)), mode="w")
     return directory
+
+
+def _prune(root: Path, newest: str, keep: int, scores: dict[str, float]) -> None:
+    """Remove all checkpoints but the newest ``keep`` (by modification time) and the best scored one."""
+    saved = sorted((d for d in root.iterdir() if (d / STATE_FILE).is_file()), key=lambda d: d.stat().st_mtime)
+    kept = {d.name for d in saved[-keep:]} | {newest}
+    if scores:
+        kept.add(max(scores, key=lambda n: (scores[n], n)))
+    for directory in saved:
+        if directory.name not in kept:
+            shutil.rmtree(directory)
+            scores.pop(directory.name, None)
 
 
 class CheckpointError(ValueError):

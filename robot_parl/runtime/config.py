@@ -91,6 +91,8 @@ class LearnerConfig:
     publish_policy_every: int = 10
     publish_critic_every: int = 50
     checkpoint_every_s: float = 60.0
+    # Checkpoints kept: the newest this many, and the one saved after the best recent success rate (0: all).
+    keep_checkpoints: int = 3
     # An episode whose steps stopped coming this long ago and whose actor stopped reporting it (it died; a paused
     # actor keeps reporting) is committed as partial.
     partial_after_s: float = 20.0
@@ -101,6 +103,8 @@ class LearnerConfig:
     def validate(self) -> None:
         require(self.publish_policy_every >= 1, "publish_policy_every", "an integer >= 1", self.publish_policy_every)
         require(self.publish_critic_every >= 1, "publish_critic_every", "an integer >= 1", self.publish_critic_every)
+        require(self.keep_checkpoints >= 0, "keep_checkpoints", "an integer >= 0 (0: keep all)",
+                self.keep_checkpoints)
         require(self.partial_after_s > 0, "partial_after_s", "a positive number of seconds", self.partial_after_s)
         require(set(self.offline_sources) <= set(SOURCES), "offline_sources", f"sources among {list(SOURCES)}",
                 self.offline_sources)

@@ -70,6 +70,7 @@ class Learner:
         self.committed = {e.episode_id for e in store.episodes() if e.episode_id}
         self.recent: deque[str] = deque((e.episode_id for e in store.episodes()[-RECENT_IDS:]), maxlen=RECENT_IDS)
         self.open: dict[str, _OpenEpisode] = {}
+        self.outcomes: deque[bool] = deque(maxlen=20)  # the latest committed episodes' outcomes (checkpoint scores)
         self.offline_done = False
         self.counters: Counter[str] = Counter()
         self.published = {"policy": -1, "critic": -1}
@@ -171,6 +172,8 @@ class Learner:
             self._warn(f"episode {episode_id!r} from {steps[0].actor!r} refused: {err}")
             return
         self.counters["partial_episodes" if partial else "episodes"] += 1
+        if not partial:
+            self.outcomes.append(bool(steps[-1].success))
         self.log(f"committed {'partial ' if partial else ''}episode {episode_id} of {steps[0].actor}: "
                  f"{len(steps) - 1} steps, {'success' if steps[-1].success and not partial else 'failure'}")
 
@@ -253,24 +256,26 @@ class Learner:
                                        self.rates(), list(self.recent)))
 
     def checkpoint(self) -> Path:
-        """Atomic checkpoint (agent, replay positions, counters) under checkpoints/."""
+        """Atomic checkpoint (agent, replay positions, counters) under checkpoints/; the newest
+        ``learner.keep_checkpoints`` and the one after the best recent success rate stay."""
         name = f"update_{self.agent.counters['critic_updates']:08d}"
+        score = float(np.mean(self.outcomes)) if self.outcomes else None
         return save_checkpoint(self.out / "checkpoints", name, self.agent, LearnerState(
             store_position=self.feed.position, offline_position=self.offline.position if self.offline else 0,
-            offline_done=self.offline_done,
-            counters=dict(self.counters)))
+            offline_done=self.offline_done, counters=dict(self.counters)),
+            keep=self.cfg.learner.keep_checkpoints, score=score)
 
     def _resume(self) -> bool:
         state = load_latest(self.out / "checkpoints", self.agent, LearnerState)
         if state is None:
             return False
-        self.feed.position = state.store_position
+        self.feed.refill(self.agent.replay, self.agent.sample_candidates, state.store_position)
         if self.offline is not None:
-            self.offline.position = state.offline_position
+            self.offline.refill(self.agent.replay, self.agent.sample_candidates, state.offline_position)
         self.counters.update(state.counters)
         self.offline_done = state.offline_done
-        self.log(f"resumed from checkpoint at {self.agent.counters['critic_updates']} critic updates, "
-                 f"{self.feed.position} stored episodes in replay")
+        self.log(f"resumed from checkpoint at {self.agent.counters['critic_updates']} critic updates; replay "
+                 f"rebuilt from {self.feed.position} stored episodes ({len(self.agent.replay)} transitions)")
         return True
 
     # the loop -----------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ class OnlineConfig:
     eval_every: int = 25
     eval_episodes: int = 100
     checkpoint_every: int = 50
+    keep_checkpoints: int = 3  # the newest this many and the best evaluated one stay (0: all)
 
     def validate(self) -> None:
         require(self.episodes >= 0, "episodes", "an integer >= 0", self.episodes)
@@ -78,6 +79,7 @@ class OnlineConfig:
         require(self.eval_every >= 1, "eval_every", "an integer >= 1", self.eval_every)
         require(self.eval_episodes >= 1, "eval_episodes", "an integer >= 1", self.eval_episodes)
         require(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
+        require(self.keep_checkpoints >= 0, "keep_checkpoints", "an integer >= 0 (0: all)", self.keep_checkpoints)
 
 
 @dataclass
@@ -309,9 +311,11 @@ class LocalSession:
 
     def save_checkpoint(self) -> Path:
         """Save the agent and the curve so far under checkpoints/ (see runtime/checkpoints.py)."""
-        # store_position: how many of the store's episodes the saved replay holds; later ones are fed on resume
+        # store_position: how many of the store's episodes replay holds: they refill it on resume, later ones are fed
+        score = self.curve[-1]["agent_success"] if self.curve else None
         return save_checkpoint(self.out / "checkpoints", f"episode_{self.agent.counters['online_episodes']:06d}",
-                               self.agent, LocalRunState(self.feed.position, self.curve))
+                               self.agent, LocalRunState(self.feed.position, self.curve),
+                               keep=self.cfg.online.keep_checkpoints, score=score)
 
     def resume(self) -> bool:
         """Load the latest checkpoint of this output directory, if there is one."""
@@ -319,14 +323,14 @@ class LocalSession:
         if state is None:
             return False
         self.curve = state.curve
-        self.feed.position = state.store_position
+        self.feed.refill(self.agent.replay, self.agent.sample_candidates, state.store_position)
         return True
 
 
 @dataclass
 class LocalRunState:
-    """A local run's checkpoint state: how many of the store's episodes the saved replay holds (later ones are
-    fed on resume) and the learning curve so far."""
+    """A local run's checkpoint state: how many of the store's episodes replay held (they refill it on resume;
+    later ones are fed as new data) and the learning curve so far."""
 
     store_position: int = 0
     curve: list[dict[str, Any]] = field(default_factory=list)

@@ -105,3 +105,46 @@ def test_a_resumed_session_feeds_episodes_committed_after_its_checkpoint(tmp_pat
     assert resumed.agent.counters["online_episodes"] == 3  # the extra episode counted, no new one needed
     assert len(resumed.agent.replay) == replay_before + 3
     assert len(EpisodeStore(tmp_path / "episodes")) == 20 + 3  # demos + rollouts, each once
+
+
+def test_a_resumed_run_refills_replay_from_the_store_without_counting_it_again(tmp_path):
+    from robot_parl.data.episode_store import StoreError
+    from robot_parl.rl.replay import Replay
+
+    store = EpisodeStore.create(tmp_path / "s", rl_schema(OBS, action_dim=3, num_candidates=4))
+    with store.writer("test") as w:
+        for i, source in enumerate(["teleop", "rollout", "rollout"]):
+            obs, actions, rewards = _episode(4, i)
+            write_episode(w, obs, UNITS.to_robot(actions), rewards, True, source,
+                          torch.from_numpy(UNITS.to_robot((torch.rand(5, 4, 3) * 2 - 1).numpy())))
+    live = Replay(0.99)
+    feed = StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS), UNITS)
+    for episode, online in feed.new_episodes(upto=2):  # what the run had read when it saved its checkpoint
+        live.add_episode(episode, online)
+    assert feed.position == 2
+    rebuilt = Replay(0.99)
+    resumed = StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS), UNITS)
+    resumed.refill(rebuilt, None, upto=2)
+    assert resumed.position == 2 and (rebuilt.offline.size, rebuilt.online.size) == (4, 4)
+    for name in ("offline", "online"):
+        for key, column in getattr(live, name).columns.items():
+            assert torch.equal(getattr(rebuilt, name).columns[key], column), key
+    assert [online for _, online in resumed.new_episodes()] == [True]  # the third arrives as new data
+    with pytest.raises(StoreError, match="holds 3 episodes, but the checkpoint's replay read 5"):
+        StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS), UNITS).refill(Replay(0.99), None, upto=5)
+
+
+def test_checkpoints_leave_replay_out_and_keep_the_newest_and_the_best(tmp_path):
+    from robot_parl.runtime.checkpoints import load_latest, save_checkpoint
+    from robot_parl.runtime.local_session import LocalRunState
+
+    cfg = typed_config.load(SessionConfig, overrides=["demos.episodes=1"])
+    session = LocalSession(cfg, tmp_path / "run", log=lambda _: None)
+    for i, score in enumerate([0.2, 0.9, 0.1, 0.3, 0.4]):
+        session.agent.counters["online_episodes"] = i
+        save_checkpoint(tmp_path / "ckpt", f"c{i}", session.agent, LocalRunState(store_position=i), keep=2,
+                        score=score)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir() if p.is_dir()) == ["c1", "c3", "c4"]
+    assert not list((tmp_path / "ckpt").rglob("replay.safetensors"))
+    state = load_latest(tmp_path / "ckpt", session.agent, LocalRunState)
+    assert state.store_position == 4 and session.agent.counters["online_episodes"] == 4

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 import yaml
 
-from robot_parl.checkpoint import load_tree
 from robot_parl.data.episode_store import EpisodeStore
 from robot_parl.models.vla.checkpoint import tiny_config, write_random_checkpoint
 from robot_parl.models.vla.image import preprocessor_config
@@ -30,6 +29,7 @@ from robot_parl.robots.side import RobotSide
 from robot_parl.robots.sim.kinematic_arm import KinematicArm
 from robot_parl.runtime.collect import open_store_for
 from robot_parl.runtime.config import FinetuneConfig
+from robot_parl.runtime.learner import Learner
 from robot_parl.runtime.supervisor import ENTRY
 from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
@@ -202,9 +202,16 @@ def test_an_openvla_checkpoint_drives_the_robot_in_robot_units(tmp_path):
     # the gripper reaches both ends: closed (exactly, bridge 0) and open (the top bin, 0.996 of the way)
     assert commands[:, 6].min() == 0.0 and commands[:, 6].max() >= 0.99
 
-    # replay (the learner's final checkpoint) holds demos and online steps in the policy's space, the same one
-    latest = (out / "checkpoints" / "latest").read_text().strip()
-    replay = load_tree(out / "checkpoints" / latest / "replay.safetensors")
+    # replay, as a restarted learner rebuilds it from its checkpoint and stores, holds demos and online steps in the
+    # policy's space, the same one
+    session = open_session(TransportConfig(listen=[free_loopback_endpoint()], connect=[]))
+    try:
+        resumed = Learner(typed_config.load(FinetuneConfig, config), out, session, log=lambda _: None)
+        assert resumed.resumed
+        replay = resumed.agent.replay.state_dict()
+        resumed.close()
+    finally:
+        session.close()
     q01, q99 = np.array(stats["q01"]), np.array(stats["q99"])
     expected_demo = np.c_[2 * (demo_actions[:, :6] - q01[:6]) / (q99[:6] - q01[:6]) - 1, demo_actions[:, 6]]
     np.testing.assert_allclose(replay["offline"]["actions"].numpy(), np.tile(expected_demo, (4, 1)), atol=1e-5)
