@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from robot_parl.checkpoint import load_tree, save_tree
-from robot_parl.models.encoders import Obs, ObservationEncoder
+from robot_parl.models.encoders import Obs, ObservationEncoder, obs_rows
 
 
 @runtime_checkable
@@ -28,8 +28,9 @@ class BasePolicy(Protocol):
     def sample(self, obs: Obs, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n stochastic actions per state: [B, n, A] in [-1, 1]."""
 
-    def sl_update(self, obs: Obs, actions: torch.Tensor) -> dict[str, float]:
-        """One supervised step towards ``actions`` [B, A] with the policy's own loss."""
+    def sl_update(self, obs: Obs, actions: torch.Tensor, micro_batch: int = 0) -> dict[str, float]:
+        """One supervised step towards ``actions`` [B, A] with the policy's own loss, gradients accumulated over
+        ``micro_batch`` rows at a time (0: the whole batch at once)."""
 
     def sync_state(self) -> dict[str, torch.Tensor]:
         """What an actor needs to act like this policy (full weights for small policies)."""
@@ -83,20 +84,16 @@ class TorchPolicy(nn.Module):
     def after_update(self) -> None:
         """Hook run after every optimizer step (EMA updates)."""
 
-    def sl_update(self, obs: Obs, actions: torch.Tensor) -> dict[str, float]:
-        """One supervised step on (obs, actions); actions [B, A] in [-1, 1]."""
+    def sl_update(self, obs: Obs, actions: torch.Tensor, micro_batch: int = 0) -> dict[str, float]:
+        """One supervised step on (obs, actions); actions [B, A] in [-1, 1]; gradients accumulated over
+        ``micro_batch`` rows at a time (0: the whole batch at once)."""
         _check_actions(actions, self.action_dim)
         self.train()
-        loss = self.loss(obs, actions)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{type(self).__name__} loss is {loss.item()}; refusing to step")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self._trainable(), self.grad_clip)
-        self.optimizer.step()
+        metrics = supervised_step(self.loss, obs, actions, self._trainable(), self.optimizer, self.grad_clip,
+                                  micro_batch, type(self).__name__)
         self.updates += 1
         self.after_update()
-        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+        return metrics
 
     def sync_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.state_dict().items()}
@@ -128,6 +125,27 @@ def copy_state(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor
     with torch.no_grad():
         for name, tensor in own.items():
             tensor.copy_(state[name])
+
+
+def supervised_step(loss_fn, obs: Obs, actions: torch.Tensor, params: list[nn.Parameter],
+                    optimizer: torch.optim.Optimizer, grad_clip: float, micro_batch: int,
+                    name: str) -> dict[str, float]:
+    """One optimizer step of ``loss_fn`` (a mean over rows) on a batch, gradients accumulated over micro-batches of
+    ``micro_batch`` rows (0: all at once): the same step as one pass, with the activations of a micro-batch only."""
+    rows = actions.shape[0]
+    size = micro_batch or rows
+    optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for start in range(0, rows, size):
+        part = actions[start:start + size]
+        loss = loss_fn(obs_rows(obs, start, start + size), part) * (part.shape[0] / rows)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{name} loss is {loss.item()}; refusing to step")
+        loss.backward()
+        total += loss.item()
+    grad_norm = nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return {"loss": total, "grad_norm": float(grad_norm)}
 
 
 def _check_actions(actions: torch.Tensor, action_dim: int) -> None:

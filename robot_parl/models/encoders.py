@@ -198,6 +198,13 @@ def obs_to(obs: Obs, device: torch.device | str) -> Obs:
     return obs.to(device) if isinstance(obs, torch.Tensor) else obs
 
 
+def obs_rows(obs: Obs, start: int, stop: int) -> Obs:
+    """Rows ``start:stop`` of a batch of observations (tensors and per-row lists such as instructions)."""
+    if isinstance(obs, dict):
+        return {k: obs_rows(v, start, stop) for k, v in obs.items()}
+    return obs[start:stop]
+
+
 def flatten_obs(obs: Obs, prefix: str = "") -> dict[str, torch.Tensor]:
     """{"images": {"front": x}, "state": y} -> {"images/front": x, "state": y} (strings dropped)."""
     flat = {}

@@ -100,9 +100,9 @@ class ParlAgent:
             self.counters["online_env_steps"] += episode.actions.shape[0]
             self.counters["online_episodes"] += 1
 
-    def _batch(self):
-        return self.replay.sample(self.cfg.critic.batch_size, self.cfg.schedule.offline_fraction, self.generator,
-                                  resample=self._sample, version=self.counters["policy_version"],
+    def _batch(self, size: int = 0):
+        return self.replay.sample(size or self.cfg.critic.batch_size, self.cfg.schedule.offline_fraction,
+                                  self.generator, resample=self._sample, version=self.counters["policy_version"],
                                   max_age=self.cfg.schedule.candidate_max_age).to(self.device)
 
     def _sample(self, obs: Obs, n: int) -> torch.Tensor:
@@ -124,7 +124,8 @@ class ParlAgent:
 
     def distill_update(self) -> dict[str, float]:
         """One distillation step; the policy version advances."""
-        metrics = distill_step(self.policy, self.critic, self._batch(), self.cfg, self.low, self.high, self.generator)
+        metrics = distill_step(self.policy, self.critic, self._batch(self.cfg.distill_batch_size), self.cfg, self.low,
+                               self.high, self.generator)
         self.counters["distill_updates"] += 1
         self.counters["policy_version"] += 1
         return metrics

@@ -106,6 +106,11 @@ class ParlConfig:
     reduce: Literal["mean", "min"] = "mean"
     distill_select: Literal["argmax", "softmax"] = "argmax"
     softmax_temperature: float = 1.0
+    # Distillation draws its own batches: this many transitions (0: critic.batch_size), and accumulates the
+    # policy's gradients over micro-batches of distill_micro_batch rows (0: the whole batch at once), so a 7B
+    # VLA holds the activations of a micro-batch only.
+    distill_batch_size: int = 0
+    distill_micro_batch: int = 0
     critic: CriticConfig = field(default_factory=CriticConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
@@ -118,3 +123,7 @@ class ParlConfig:
                 "a finite number >= 0", self.step_size)
         require(self.softmax_temperature > 0, "softmax_temperature", "a positive number",
                 self.softmax_temperature)
+        require(self.distill_batch_size >= 0, "distill_batch_size", "an integer >= 0 (0: critic.batch_size)",
+                self.distill_batch_size)
+        require(self.distill_micro_batch >= 0, "distill_micro_batch", "an integer >= 0 (0: the whole batch)",
+                self.distill_micro_batch)

@@ -23,5 +23,5 @@ def distill_step(policy: BasePolicy, critic: QEnsemble, batch: CriticBatch, cfg:
         z = critic.encode(batch.obs)
     opt = optimize_actions(critic, z, batch.candidates, cfg, low, high, replay_actions=batch.actions,
                            select=cfg.distill_select, generator=generator)
-    metrics = policy.sl_update(batch.obs, opt.actions.detach())
+    metrics = policy.sl_update(batch.obs, opt.actions.detach(), cfg.distill_micro_batch)
     return {f"distill_{k}": v for k, v in metrics.items()} | {"distill_target_q": opt.q.mean().item()}

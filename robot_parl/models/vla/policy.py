@@ -21,7 +21,7 @@ from torch import nn
 
 from robot_parl.checkpoint import load_tree, save_tree
 from robot_parl.models.action_space import GripperConvention, VLAActionSpace, vla_action_space
-from robot_parl.models.base import _check_actions, copy_state
+from robot_parl.models.base import _check_actions, copy_state, supervised_step
 from robot_parl.models.encoders import Obs
 from robot_parl.models.vla.actions import ActionTokenizer, action_stats, dataset_action_space
 from robot_parl.models.vla.card import LoRASettings, SamplerConfig, VLACard
@@ -105,6 +105,9 @@ class VLAPolicy:
         load_weights(model, directory, torch_dtype)
         quantize_decoder(model.language_model.model, card.quantization, torch_dtype)
         model.requires_grad_(False)
+        if card.gradient_checkpointing:
+            # non-reentrant: the frozen embeddings' outputs need no grad for the LoRA weights inside to get theirs
+            model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.to(device).eval()
         return cls(model, load_tokenizer(directory), card, directory)
 
@@ -205,8 +208,9 @@ class VLAPolicy:
         logits = lm.lm_head(hidden[rows, targets - 1 + self.model.num_patches])
         return nn.functional.cross_entropy(logits.float().flatten(0, 1), ids[rows, targets].flatten())
 
-    def sl_update(self, obs: Obs, actions: torch.Tensor) -> dict[str, float]:
-        """One LoRA step of the action-token cross-entropy towards ``actions`` [B, A] in [-1, 1]."""
+    def sl_update(self, obs: Obs, actions: torch.Tensor, micro_batch: int = 0) -> dict[str, float]:
+        """One LoRA step of the action-token cross-entropy towards ``actions`` [B, A] in [-1, 1], gradients
+        accumulated over ``micro_batch`` rows at a time (0: all at once)."""
         _check_actions(actions, self.action_dim)
         params = list(self._trainable().values())
         if self.optimizer is None:
@@ -214,16 +218,11 @@ class VLAPolicy:
         self.model.train()
         for p in params:
             p.requires_grad_(True)
-        loss = self.loss(obs, actions)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"VLA loss is {loss.item()}; refusing to step")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(params, self.card.grad_clip)
-        self.optimizer.step()
+        metrics = supervised_step(self.loss, obs, actions, params, self.optimizer, self.card.grad_clip, micro_batch,
+                                  "VLA")
         self.model.eval()
         self.updates += 1
-        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+        return metrics
 
     # weights --------------------------------------------------------------------------------------
 

@@ -225,3 +225,24 @@ def test_policy_cards_load(tmp_path, image_obs):
     assert policy.sample({"images": image_obs(batch=1)["images"]}, 2).shape == (1, 2, 7)  # the card's instruction
     with pytest.raises(ConfigError, match="quantization"):
         load(VLACard, root / "tiny-vla.yaml", ["quantization=3bit"])
+
+
+def test_micro_batches_and_gradient_checkpointing_make_the_same_lora_step(tiny_checkpoint, image_obs):
+    # the 7B memory plan: distillation accumulates a batch's gradients over micro-batches and recomputes the
+    # decoder layers in the backward pass; neither may change the step (the loss is a mean over rows)
+    obs = image_obs(batch=4, instructions=("pick up the red cube", "put the cube in the bin now", "open the drawer",
+                                            "stack the blocks"))
+    targets = torch.rand(4, 7, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    runs = {}
+    for name, micro, checkpointing in (("whole", 0, False), ("micro", 3, False), ("both", 1, True)):
+        torch.manual_seed(0)  # the same LoRA initialisation in each
+        policy = VLAPolicy.from_checkpoint(tiny_checkpoint, dtype="float32",
+                                           card=VLACard(checkpoint="x", gradient_checkpointing=checkpointing))
+        assert policy.model.language_model.model.gradient_checkpointing is checkpointing
+        metrics = policy.sl_update(obs, targets, micro_batch=micro)
+        runs[name] = (metrics["loss"], metrics["grad_norm"], policy.sync_state())
+    loss, norm, adapter = runs["whole"]
+    for name in ("micro", "both"):
+        assert runs[name][0] == pytest.approx(loss, rel=1e-5) and runs[name][1] == pytest.approx(norm, rel=1e-4)
+        for key, value in adapter.items():
+            torch.testing.assert_close(runs[name][2][key], value, rtol=1e-4, atol=1e-6)
