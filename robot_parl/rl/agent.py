@@ -53,7 +53,7 @@ class ParlAgent:
         self.cfg = cfg
         self.low = low.float().to(self.device)
         self.high = high.float().to(self.device)
-        self.replay = Replay(cfg.critic.gamma, cfg.critic.n_step)
+        self.replay = Replay(cfg.critic.gamma, cfg.critic.n_step, cfg.schedule.online_capacity)
         # one CPU generator for every draw, moved where it is used (models/noise.py): the same numbers on any device
         self.generator = torch.Generator().manual_seed(seed)
         self.critic_optimizer = self._new_critic_optimizer()
@@ -201,7 +201,7 @@ class ParlAgent:
         self.counters.update(tree["counters"])
         self.generator.set_state(tree["generator"])
         set_rng_state(tree["rng"])
-        self.replay = Replay(self.cfg.critic.gamma, self.cfg.critic.n_step)
+        self.replay = Replay(self.cfg.critic.gamma, self.cfg.critic.n_step, self.cfg.schedule.online_capacity)
         if (directory / REPLAY_FILE).is_file():
             self.replay.load_state_dict(load_tree(directory / REPLAY_FILE))
         self.policy.load(directory)

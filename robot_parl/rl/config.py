@@ -80,6 +80,9 @@ class ScheduleConfig:
     offline_fraction: float = 0.5
     # Stored candidates older than this many policy versions are re-sampled before use.
     candidate_max_age: int = 1000
+    # Online transitions replay keeps (the oldest episodes leave first; offline data always stays); 0: all.
+    # 100,000 transitions of two 224x224 cameras are about 30 GB of host memory.
+    online_capacity: int = 0
 
     def validate(self) -> None:
         require(self.offline_steps >= 0, "offline_steps", "an integer >= 0", self.offline_steps)
@@ -92,6 +95,7 @@ class ScheduleConfig:
         require(0.0 <= self.offline_fraction <= 1.0, "offline_fraction", "a number in [0, 1]",
                 self.offline_fraction)
         require(self.candidate_max_age >= 0, "candidate_max_age", "an integer >= 0", self.candidate_max_age)
+        require(self.online_capacity >= 0, "online_capacity", "an integer >= 0 (0: unbounded)", self.online_capacity)
 
 
 @dataclass

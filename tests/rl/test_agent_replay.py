@@ -101,15 +101,16 @@ def test_bad_episodes_are_refused():
 def test_stale_candidates_are_resampled():
     agent = _agent(candidate_max_age=2)
     agent.add_episode(_episode(agent), online=False)
-    stored = agent.replay.offline.columns["candidates"].clone()
+    frames = agent.replay.offline.frames
+    stored = frames.columns["candidates"].clone()
     agent.counters["policy_version"] = 2
     agent._batch()
-    assert torch.equal(agent.replay.offline.columns["candidates"], stored)  # age 2 is not stale
+    assert torch.equal(frames.columns["candidates"], stored)  # age 2 is not stale
     agent.counters["policy_version"] = 3
     agent._batch()
-    fresh = agent.replay.offline.columns["versions"] == 3
+    fresh = frames.columns["versions"] == 3
     assert fresh.any()
-    assert not torch.equal(agent.replay.offline.columns["candidates"][fresh], stored[fresh])
+    assert not torch.equal(frames.columns["candidates"][fresh], stored[fresh])
 
 
 def test_offline_then_online_schedule():
@@ -173,3 +174,41 @@ def test_checkpoint_resume_is_exact(tmp_path):
     got = [resumed.train_online(1) for _ in range(3)]
     assert expected[0]  # there were updates owed
     assert got == expected
+
+
+def test_each_observation_is_stored_once_and_transitions_point_at_it():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (6, 8, 8, 3), generator=g, dtype=torch.uint8)
+    episode = Episode({"images": {"front": images}}, torch.zeros(5, 2), -torch.ones(5), False, torch.zeros(6, 3, 2))
+    replay = Replay(0.9, n_step=2)
+    replay.add_episode(episode, online=True)
+    assert replay.online.frames.columns["obs/images/front"].shape[0] == 6  # T + 1 frames, not 2T observations
+    batch = replay.sample(64, 0.0, g)
+    steps = replay.online.transitions.columns
+    for i in range(64):  # every sampled pair is (s_t, s_{t+k}) of the episode, k = min(2, T - t)
+        t = next(j for j in range(6) if torch.equal(batch.obs["images"]["front"][i], images[j]))
+        assert torch.equal(batch.next_obs["images"]["front"][i], images[min(t + 2, 5)])
+    assert steps["next_frame"].tolist() == [2, 3, 4, 5, 5]
+
+
+def test_online_capacity_evicts_the_oldest_episodes_and_keeps_offline_data():
+    replay = Replay(0.9, online_capacity=20)
+    replay.add_episode(_state_episode(4, 0.0), online=False)
+    for i in range(1, 8):  # 7 episodes of 5 transitions, each state's value its episode's number
+        replay.add_episode(_state_episode(5, float(i)), online=True)
+    # over 20 transitions the oldest go, down to 90% of the capacity
+    assert replay.online.size <= 20 and replay.online.evicted == 35 - replay.online.size
+    kept = sorted({int(v) for v in replay.online.frames.columns["obs/state"][:, 0].tolist()})
+    assert kept == list(range(8 - len(kept), 8)) and kept[-1] == 7  # the newest episodes, in order
+    assert replay.offline.size == 4
+    steps = replay.online.transitions.columns
+    frames = replay.online.frames.columns["obs/state"][:, 0]
+    # after the move every transition still points into its own episode
+    assert torch.equal(frames[steps["frame"]], frames[steps["next_frame"]])
+    batch = replay.sample(32, 0.5, torch.Generator().manual_seed(0))
+    assert {int(v) for v in batch.obs["state"][:, 0].tolist()} <= set(kept) | {0}
+
+
+def _state_episode(t: int, value: float) -> Episode:
+    return Episode({"state": torch.full((t + 1, 3), value)}, torch.zeros(t, 2), -torch.ones(t), False,
+                   torch.zeros(t + 1, 3, 2))

@@ -43,7 +43,7 @@ def test_an_agent_on_another_device_keeps_replay_in_host_memory_and_batches_ther
     candidates = agent.sample_candidates(obs)
     assert candidates.device.type == "meta" and candidates.shape == (6, 4, 2)
     agent.add_episode(Episode(obs, torch.zeros(5, 2), -torch.ones(5), False, torch.zeros(6, 4, 2)), online=False)
-    assert all(v.device.type == "cpu" for v in agent.replay.offline.columns.values())
+    assert all(v.device.type == "cpu" for v in agent.replay.offline.frames.columns.values())
     batch = agent._batch()
     assert batch.obs["state"].device.type == "meta" and batch.candidates.device.type == "meta"
     q = agent.critic.q(agent.critic.encode(batch.obs), batch.actions)

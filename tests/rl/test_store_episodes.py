@@ -127,8 +127,9 @@ def test_a_resumed_run_refills_replay_from_the_store_without_counting_it_again(t
     resumed.refill(rebuilt, None, upto=2)
     assert resumed.position == 2 and (rebuilt.offline.size, rebuilt.online.size) == (4, 4)
     for name in ("offline", "online"):
-        for key, column in getattr(live, name).columns.items():
-            assert torch.equal(getattr(rebuilt, name).columns[key], column), key
+        for part in ("frames", "transitions"):
+            for key, column in getattr(getattr(live, name), part).columns.items():
+                assert torch.equal(getattr(getattr(rebuilt, name), part).columns[key], column), key
     assert [online for _, online in resumed.new_episodes()] == [True]  # the third arrives as new data
     with pytest.raises(StoreError, match="holds 3 episodes, but the checkpoint's replay read 5"):
         StoreFeed(EpisodeStore(tmp_path / "s"), list(OBS), UNITS).refill(Replay(0.99), None, upto=5)

@@ -214,8 +214,9 @@ def test_an_openvla_checkpoint_drives_the_robot_in_robot_units(tmp_path):
         session.close()
     q01, q99 = np.array(stats["q01"]), np.array(stats["q99"])
     expected_demo = np.c_[2 * (demo_actions[:, :6] - q01[:6]) / (q99[:6] - q01[:6]) - 1, demo_actions[:, 6]]
-    np.testing.assert_allclose(replay["offline"]["actions"].numpy(), np.tile(expected_demo, (4, 1)), atol=1e-5)
-    online = replay["online"]["actions"].numpy()
+    np.testing.assert_allclose(replay["offline"]["transitions"]["actions"].numpy(), np.tile(expected_demo, (4, 1)),
+                               atol=1e-5)
+    online = replay["online"]["transitions"]["actions"].numpy()
     stored_all = np.concatenate([store.episode(e.index, ["action"])["action"][:-1] for e in episodes])
     np.testing.assert_allclose(online, np.c_[np.clip(2 * (stored_all[:, :6] - q01[:6]) / (q99[:6] - q01[:6]) - 1,
                                                      -1, 1), stored_all[:, 6]], atol=1e-5)
