@@ -19,10 +19,11 @@ from safetensors.torch import save_file
 from robot_parl.files import atomic_write
 from robot_parl.models.vla.model import OpenVLAModel, VLAConfig
 from robot_parl.models.vla.prompt import write_offline_tokenizer
-from robot_parl.models.vla.towers import TowerSpec, check_spec_against_weights
+from robot_parl.models.vla.towers import KNOWN_TOWERS, TowerSpec, check_spec_against_weights
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
+DINO_7B, SIGLIP_7B = "vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224"
 LOGIT_STD = 2.5  # spread of a random tiny VLA's logits (see write_random_checkpoint)
 _TOWER_PREFIXES = ("vision_backbone.featurizer.", "vision_backbone.fused_featurizer.")
 
@@ -151,6 +152,16 @@ def tiny_config(norm_stats: Mapping | None = None, hidden_size: int = 64, layers
                      text_config=text, norm_stats=stats, raw=raw)
 
 
+def openvla_7b_config(norm_stats: Mapping | None = None) -> VLAConfig:
+    """OpenVLA-7B's architecture (Llama-2 7B; DINOv2 ViT-L/14 with registers and SigLIP So400m/14 at 224 px, fused;
+    the GELU projector), sizes from the released config.json, for random-weight benchmarks."""
+    cfg = tiny_config(norm_stats, hidden_size=4096, layers=32, head_dim=128,
+                      towers=(KNOWN_TOWERS[DINO_7B], KNOWN_TOWERS[SIGLIP_7B]))
+    text = dict(cfg.text_config, intermediate_size=11008, max_position_embeddings=2048, rms_norm_eps=1e-6)
+    return VLAConfig(towers=cfg.towers, timm_model_ids=(DINO_7B, SIGLIP_7B), image_size=224, text_config=text,
+                     norm_stats=cfg.norm_stats, raw=cfg.raw)
+
+
 def default_action_stats(action_dim: int = 7) -> dict[str, list]:
     """Identity statistics (q01 = -1, q99 = 1) with the last dimension an un-normalized gripper."""
     return {"q01": [-1.0] * action_dim, "q99": [1.0] * action_dim, "mask": [True] * (action_dim - 1) + [False],
@@ -158,8 +169,10 @@ def default_action_stats(action_dim: int = 7) -> dict[str, list]:
             "max": [1.0] * action_dim}
 
 
-def write_random_checkpoint(directory: str | Path, cfg: VLAConfig | None = None, seed: int = 0) -> Path:
-    """A randomly initialised checkpoint of ``cfg`` (default: :func:`tiny_config`) with the offline tokenizer."""
+def write_random_checkpoint(directory: str | Path, cfg: VLAConfig | None = None, seed: int = 0,
+                            dtype: torch.dtype = torch.float32) -> Path:
+    """A randomly initialised checkpoint of ``cfg`` (default: :func:`tiny_config`) with the offline tokenizer, its
+    tensors saved in ``dtype`` (OpenVLA's release: bfloat16)."""
     cfg = cfg or tiny_config()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -177,6 +190,6 @@ def write_random_checkpoint(directory: str | Path, cfg: VLAConfig | None = None,
             # learn to prefer any token. The final norm's gain sets the logit spread to about LOGIT_STD.
             hidden = cfg.text_config["hidden_size"]
             model.language_model.model.norm.weight.fill_(LOGIT_STD / (0.02 * hidden**0.5))
-    write_checkpoint(model.state_dict(), cfg, directory)
+    write_checkpoint({k: v.to(dtype) for k, v in model.state_dict().items()}, cfg, directory)
     write_offline_tokenizer(directory)
     return Path(directory)

@@ -107,7 +107,11 @@ class VLAPolicy:
         model.requires_grad_(False)
         if card.gradient_checkpointing:
             # non-reentrant: the frozen embeddings' outputs need no grad for the LoRA weights inside to get theirs
-            model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            lm = model.language_model
+            if hasattr(lm, "activation_checkpointing_enable"):  # its name since transformers 5.2x
+                lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.to(device).eval()
         return cls(model, load_tokenizer(directory), card, directory)
 
