@@ -32,9 +32,9 @@ ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130
 RUN pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION"
 
-# The repository with the learn and vla extras. The install is editable because the robot specs
-# (robot_parl/robots/specs/*.yaml) are read from the source tree. configs/ and policies/ are copied too,
-# so that the relative paths in session configs resolve from the working directory /app.
+# The repository with the learn and vla extras, installed as a package (robot specs and calibration boards
+# are package data). configs/ and policies/ are copied too, so that the relative paths in session configs
+# resolve from the working directory /app.
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY robot_parl ./robot_parl
@@ -43,8 +43,10 @@ COPY policies ./policies
 # Naming torch again holds the pin: pip keeps the CUDA build installed above and does not resolve a
 # different one for the extras. The python line fails the build if torchvision or timm came in through
 # a dependency (they break transformers' imports, and the VLA's vision towers are robot_parl's own).
-# It also fails if the learner, the actor or the VLA cannot import.
-RUN pip install --no-cache-dir --editable ".[learn,vla]" "torch==$TORCH_VERSION" \
+# It also fails if the learner, the actor or the VLA cannot import. DL3013 asks to pin what pip installs: "."
+# is this checkout, and torch is pinned.
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir ".[learn,vla]" "torch==$TORCH_VERSION" \
     && python -c "import importlib.util as u; bad = [m for m in ('torchvision', 'timm') if u.find_spec(m)]; \
 assert not bad, f'{bad} must not be installed'; \
 import robot_parl.runtime.learner, robot_parl.runtime.actor, robot_parl.models.vla.policy"

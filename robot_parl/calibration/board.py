@@ -1,4 +1,4 @@
-"""ChArUco board definitions (YAML in calibration/boards/) and printable boards at true physical scale.
+"""ChArUco board definitions (YAML in this package's boards/) and printable boards at true physical scale.
 
 A board is ``squares_x`` columns by ``squares_y`` rows of chessboard squares with ArUco markers in the
 white squares. Its frame (OpenCV's): origin at the board's top-left outer corner as printed, x along
@@ -18,8 +18,7 @@ import numpy as np
 from robot_parl import typed_config
 from robot_parl.typed_config import require
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BOARDS_DIR = REPO_ROOT / "calibration" / "boards"
+BOARDS_DIR = Path(__file__).resolve().parent / "boards"  # package data: a non-editable install carries them
 METRES_PER_INCH = 0.0254
 POINTS_PER_INCH = 72.0
 
@@ -83,7 +82,7 @@ class BoardSpec:
 
 
 def load_board(name_or_path: str | Path) -> BoardSpec:
-    """A board by name (calibration/boards/<name>.yaml) or by path to a YAML file."""
+    """A board by name (boards/<name>.yaml in this package) or by path to a YAML file."""
     return typed_config.load_named(BoardSpec, name_or_path, BOARDS_DIR, "board")
 
 

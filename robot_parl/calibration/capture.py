@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from robot_parl.calibration.geometry import check_rigid, make_transform, pose7_to_matrix
+from robot_parl.calibration.geometry import make_transform, pose7_to_matrix
 from robot_parl.files import atomic_write
+from robot_parl.robots.camera_calibration import check_rigid
 
 CAPTURES_FILE = "captures.json"
 FORMAT = "robot-parl-captures"

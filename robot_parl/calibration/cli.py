@@ -33,7 +33,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="calibrate", required=True)
 
     board = sub.add_parser("board", help="write a printable board (PNG with its DPI, PDF at true size)")
-    board.add_argument("--board", default=DEFAULT_BOARD, help="board name (calibration/boards/) or YAML path")
+    board.add_argument("--board", default=DEFAULT_BOARD, help="board name (this package's boards/) or YAML path")
     board.add_argument("--out", default=".", help="output directory")
     board.add_argument("--dpi", type=float, default=300.0, help="PNG resolution (dots per inch)")
     board.set_defaults(run=run, action=_board)
@@ -207,9 +207,10 @@ def _detected_poses(records: list, board: Any, calib: Any, skip_missing: bool) -
 
 def _intrinsics(args: argparse.Namespace) -> int:
     from robot_parl.calibration.board import load_board
-    from robot_parl.calibration.calib_file import CALIBRATION_ROOT, calibration_path, from_intrinsics, save_calibration
+    from robot_parl.calibration.calib_file import from_intrinsics
     from robot_parl.calibration.capture import iter_images, read_captures
     from robot_parl.calibration.intrinsics import calibrate_intrinsics
+    from robot_parl.robots.camera_calibration import CALIBRATION_ROOT, calibration_path, save_calibration
 
     board = load_board(args.board)
     path = calibration_path(args.rig, args.camera, args.root or CALIBRATION_ROOT)
@@ -230,16 +231,12 @@ def _intrinsics(args: argparse.Namespace) -> int:
 
 def _hand_eye(args: argparse.Namespace) -> int:
     from robot_parl.calibration.board import load_board
-    from robot_parl.calibration.calib_file import (
-        load_calibration,
-        resolve_calibration_path,
-        save_calibration,
-        with_extrinsics,
-    )
+    from robot_parl.calibration.calib_file import with_extrinsics
     from robot_parl.calibration.capture import read_captures
     from robot_parl.calibration.errors import CalibrationError
     from robot_parl.calibration.hand_eye import calibrate_hand_eye
     from robot_parl.calibration.verify import DriftThresholds, consistency_checks, methods_spread
+    from robot_parl.robots.camera_calibration import load_calibration, resolve_calibration_path, save_calibration
 
     path = resolve_calibration_path(args.calibration)
     calib = load_calibration(path)
@@ -268,13 +265,14 @@ def _hand_eye(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from robot_parl.calibration.board import load_board
-    from robot_parl.calibration.calib_file import from_intrinsics, load_calibration, with_extrinsics
+    from robot_parl.calibration.calib_file import from_intrinsics, with_extrinsics
     from robot_parl.calibration.capture import iter_images, read_captures
     from robot_parl.calibration.detect import BoardDetector
     from robot_parl.calibration.errors import CalibrationDriftWarning, CalibrationError
     from robot_parl.calibration.hand_eye import calibrate_hand_eye
     from robot_parl.calibration.intrinsics import MIN_VIEWS, calibrate_intrinsics, detect_views
     from robot_parl.calibration.verify import DriftThresholds, check_drift, reprojection_errors
+    from robot_parl.robots.camera_calibration import load_calibration
 
     stored = load_calibration(args.calibration)
     board = load_board(args.board)
@@ -323,8 +321,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _camera_info(args: argparse.Namespace) -> int:
     import yaml
 
-    from robot_parl.calibration.calib_file import camera_info, load_calibration, resolve_calibration_path
-    from robot_parl.calibration.rectify import Rectifier
+    from robot_parl.robots.camera_calibration import camera_info, load_calibration, resolve_calibration_path
+    from robot_parl.robots.rectify import Rectifier
 
     path = resolve_calibration_path(args.calibration)
     calib = load_calibration(path)

@@ -106,20 +106,6 @@ def mean_transform(transforms: Sequence[np.ndarray]) -> np.ndarray:
     return make_transform(rotation, stack[:, :3, 3].mean(axis=0))
 
 
-def check_rigid(transform: np.ndarray, what: str, tol: float = 1e-4) -> np.ndarray:
-    """``transform`` as a float64 4x4 array, or ValueError naming ``what`` if it is not a rigid transform."""
-    t = np.asarray(transform, np.float64)
-    if t.shape != (4, 4):
-        raise ValueError(f"{what}: expected a 4x4 transform, got shape {t.shape}")
-    if not np.isfinite(t).all():
-        raise ValueError(f"{what}: contains NaN or infinite values")
-    r = t[:3, :3]
-    if not np.allclose(t[3], [0, 0, 0, 1], atol=tol) or not np.allclose(r.T @ r, np.eye(3), atol=tol) \
-            or np.linalg.det(r) < 0:
-        raise ValueError(f"{what}: expected a rigid transform (orthonormal rotation, det +1, last row 0 0 0 1)")
-    return t
-
-
 def pose7_to_matrix(pose: Sequence[float]) -> np.ndarray:
     """4x4 transform from xyz + quaternion xyzw (the project's end-effector pose layout)."""
     p = np.asarray(pose, np.float64).reshape(-1)

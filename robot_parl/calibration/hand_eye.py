@@ -22,13 +22,13 @@ import numpy as np
 from robot_parl.calibration.errors import CalibrationError
 from robot_parl.calibration.geometry import (
     axis_spread_deg,
-    check_rigid,
     invert,
     make_transform,
     mean_transform,
     pose_difference,
     rvec_from_rotation,
 )
+from robot_parl.robots.camera_calibration import check_rigid
 
 Setup = Literal["eye_in_hand", "eye_to_hand"]
 SETUPS: tuple[str, ...] = ("eye_in_hand", "eye_to_hand")

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robot_parl.calibration.calib_file import CameraCalibration
 from robot_parl.calibration.detect import BoardDetection, BoardDetector
 from robot_parl.calibration.errors import CalibrationDriftWarning, CalibrationError
 from robot_parl.calibration.geometry import pose_difference
 from robot_parl.calibration.hand_eye import HandEyeResult
+from robot_parl.robots.camera_calibration import CameraCalibration
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
-from robot_parl.calibration.rectify import rectifiers_for
+from robot_parl.robots.rectify import rectifiers_for
 from robot_parl.robots.safety import Safety, Watchdog
 from robot_parl.robots.spec import RobotSpec
 from robot_parl.transport.channel import Inbox, Publisher, subscribe

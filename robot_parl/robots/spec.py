@@ -28,7 +28,7 @@ class CameraSpec:
     rate_hz: float = 30.0
     # Calibration file (calibration/<rig>/<camera>.yaml; relative to the working directory or the
     # repository). When set, the adapter delivers raw frames at the calibrated size and the robot side
-    # undistorts, crops and resizes them to width x height before sending (robot_parl.calibration.rectify).
+    # undistorts, crops and resizes them to width x height before sending (robot_parl.robots.rectify).
     calibration: str | None = None
 
     def validate(self) -> None:

@@ -7,10 +7,10 @@ import pytest
 import yaml
 from calib_synth import BASE_T_BOARD, BOARD, D_TRUE, GRIPPER_T_CAMERA, K_TRUE, Renderer, views
 
-from robot_parl.calibration.calib_file import CameraCalibration, save_calibration
 from robot_parl.calibration.capture import save_captures
 from robot_parl.calibration.cli import main
 from robot_parl.calibration.geometry import invert, make_transform, rotation_from_rvec
+from robot_parl.robots.camera_calibration import CameraCalibration, save_calibration
 
 
 @pytest.fixture(scope="module")

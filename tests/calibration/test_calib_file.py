@@ -7,7 +7,8 @@ import pytest
 import yaml
 from calib_synth import D_TRUE, K_TRUE
 
-from robot_parl.calibration.calib_file import (
+from robot_parl.calibration.geometry import from_rvec_tvec
+from robot_parl.robots.camera_calibration import (
     CameraCalibration,
     ErrorStats,
     Extrinsics,
@@ -17,8 +18,7 @@ from robot_parl.calibration.calib_file import (
     resolve_calibration_path,
     save_calibration,
 )
-from robot_parl.calibration.geometry import from_rvec_tvec
-from robot_parl.calibration.rectify import Rectifier
+from robot_parl.robots.rectify import Rectifier
 from robot_parl.typed_config import ConfigError
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from calib_synth import BOARD, D_TRUE, K_TRUE, Renderer, views
 
-from robot_parl.calibration.calib_file import CameraCalibration, save_calibration
 from robot_parl.calibration.detect import BoardDetector
-from robot_parl.calibration.rectify import Rectifier
+from robot_parl.robots.camera_calibration import CameraCalibration, save_calibration
+from robot_parl.robots.rectify import Rectifier
 
 
 def _calib(k=K_TRUE, size=(640, 480)) -> CameraCalibration:
@@ -123,7 +123,7 @@ def test_robot_side_sends_rectified_frames(tmp_path, zenoh_pair, wait_for):
 
 
 def test_a_missing_calibration_file_stops_the_robot_side_early(tmp_path):
-    from robot_parl.calibration.rectify import rectifiers_for
+    from robot_parl.robots.rectify import rectifiers_for
     from robot_parl.robots.spec import CameraSpec
 
     cam = dataclasses.replace(CameraSpec(), calibration=str(tmp_path / "nope.yaml"))

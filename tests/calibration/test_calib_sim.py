@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from robot_parl.calibration.board import BoardSpec
-from robot_parl.calibration.calib_file import load_calibration
 from robot_parl.calibration.cli import main
 from robot_parl.calibration.geometry import pose_difference
 from robot_parl.calibration.sim_scene import BoardScene
+from robot_parl.robots.camera_calibration import load_calibration
 
 CASES = {"eye_in_hand": ("wrist", "table"), "eye_to_hand": ("front", "gripper")}
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from calib_synth import BOARD, D_TRUE, K_TRUE, Renderer, views
 
-from robot_parl.calibration.calib_file import CameraCalibration, Extrinsics
 from robot_parl.calibration.detect import BoardDetector
 from robot_parl.calibration.errors import CalibrationDriftWarning, CalibrationError
 from robot_parl.calibration.geometry import make_transform, rotation_from_rvec
 from robot_parl.calibration.verify import DriftThresholds, check_drift, reprojection_errors
+from robot_parl.robots.camera_calibration import CameraCalibration, Extrinsics
 
 CAMERA_POSE = make_transform(rotation_from_rvec([0.1, -1.9, 0.2]), [1.0, 0.1, 0.5])
 
@@ -107,7 +107,7 @@ def test_comparing_different_cameras_is_an_error():
 
 def test_intrinsics_changes_within_the_fits_noise_are_not_drift():
     """Two fits of an unchanged camera differ by their noise; only changes beyond it (and the threshold) count."""
-    from robot_parl.calibration.calib_file import ErrorStats
+    from robot_parl.robots.camera_calibration import ErrorStats
 
     def with_std(calib, std):
         return dataclasses.replace(calib, errors=ErrorStats(rms_px=0.1, views_used=10, std_px=std))

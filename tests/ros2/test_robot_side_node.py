@@ -76,7 +76,7 @@ def test_gripper_trajectory_stamped_teleop_and_camera_info(robot_side, ros_node,
     from sensor_msgs.msg import CameraInfo, Image
     from trajectory_msgs.msg import JointTrajectory
 
-    from robot_parl.calibration.calib_file import CameraCalibration, save_calibration
+    from robot_parl.robots.camera_calibration import CameraCalibration, save_calibration
 
     k = [[60.0, 0.0, 31.5], [0.0, 60.0, 23.5], [0.0, 0.0, 1.0]]
     calibration = save_calibration(CameraCalibration(rig="test", camera="front", date="2026-01-01T00:00:00+00:00",

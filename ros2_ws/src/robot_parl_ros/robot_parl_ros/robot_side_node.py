@@ -49,7 +49,7 @@ def _camera_infos(node: Node, side: RobotSide) -> list:
     images of the camera's own driver, ``.../rectified/camera_info`` the frames this robot side sends."""
     from sensor_msgs.msg import CameraInfo
 
-    from robot_parl.calibration.calib_file import camera_info, load_calibration, resolve_calibration_path
+    from robot_parl.robots.camera_calibration import camera_info, load_calibration, resolve_calibration_path
 
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     publishers = []

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_parl.calibration.calib_file import (
+from robot_parl.robots.camera_calibration import (
     CameraCalibration,
     camera_info_fields,
     load_calibration,
