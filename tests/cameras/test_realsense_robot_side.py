@@ -22,6 +22,7 @@ from robot_parl.cameras import (
     realsense_sources,
     resize_nearest,
 )
+from robot_parl.cli.common import robot_adapter
 from robot_parl.robots.remote import RemoteRobotEnv
 from robot_parl.robots.side import RobotSide
 from robot_parl.robots.sim.kinematic_arm import KinematicArm
@@ -75,7 +76,7 @@ def test_a_sim_robot_side_with_a_realsense_wrist_camera_sends_its_frames(zenoh_p
     robot_session, client_session = zenoh_pair
     keys = KeySpace("rs", "arm")
     with Streaming(rigs["SYN0042"], _blocks(wrist, 10)):
-        adapter, to_close = cli._robot_adapter(args, spec, "robot", None, open_camera=open_software_device)
+        adapter, to_close = robot_adapter(args, spec, "robot", None, open_camera=open_software_device)
         side = RobotSide(adapter, robot_session, keys, synchronous=True)
         stop = threading.Event()
         thread = threading.Thread(target=side.run, args=(stop,), daemon=True)
