@@ -19,11 +19,11 @@ import torch
 from robot_parl import typed_config
 from robot_parl.eval.curves import plot_success_curves
 from robot_parl.files import atomic_write
-from robot_parl.runtime.local_session import SessionConfig
+from robot_parl.runtime.local_run import LocalRunConfig
 
 
 def parser(description: str) -> argparse.ArgumentParser:
-    """--json, --seeds, --policies, --quick and dotted SessionConfig overrides."""
+    """--json, --seeds, --policies, --quick and dotted LocalRunConfig overrides."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--json", required=True, help="where to write the results (a PNG goes next to it)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -32,7 +32,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="ignore the runs an existing --json file holds")
     p.add_argument("--merge", nargs="+", default=[], metavar="FILE",
                    help="results files of other processes, made with the same settings: their runs are kept too")
-    p.add_argument("overrides", nargs="*", help="dotted SessionConfig overrides")
+    p.add_argument("overrides", nargs="*", help="dotted LocalRunConfig overrides")
     return p
 
 
@@ -70,8 +70,8 @@ def _changed_settings(path: str, settings: dict) -> dict:
     return {k: old.get(k) for k, v in settings.items() if old.get(k) != v}
 
 
-def run_grid(policies: list[str], seeds: list[int], overrides: list[str], run: Callable[[SessionConfig, Path], dict],
-             save: Callable[[list[dict], SessionConfig], None], previous: list[dict] = ()) -> list[dict]:
+def run_grid(policies: list[str], seeds: list[int], overrides: list[str], run: Callable[[LocalRunConfig, Path], dict],
+             save: Callable[[list[dict], LocalRunConfig], None], previous: list[dict] = ()) -> list[dict]:
     """``run`` once per policy class and seed (1 CPU thread) that ``previous`` has no run of, calling
     ``save(all runs so far, config)`` after each and once at the end (so kept or merged runs are written even
     when nothing is left to run); returns all runs (``previous`` first)."""
@@ -81,7 +81,7 @@ def run_grid(policies: list[str], seeds: list[int], overrides: list[str], run: C
     with tempfile.TemporaryDirectory() as tmp:
         for kind in policies:
             for seed in seeds:
-                cfg = typed_config.load(SessionConfig, overrides=[f"seed={seed}", f"policy.kind={kind}", *overrides])
+                cfg = typed_config.load(LocalRunConfig, overrides=[f"seed={seed}", f"policy.kind={kind}", *overrides])
                 if (kind, seed) in done:
                     print(f"== {kind}, seed {seed}: kept from the results file", flush=True)
                     continue

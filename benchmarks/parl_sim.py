@@ -19,9 +19,9 @@ from benchmarks import learning_grid
 from robot_parl import typed_config
 from robot_parl.eval.rollouts import Rollout, run_episodes
 from robot_parl.models.bc import train_bc
-from robot_parl.runtime.local_session import (
-    LocalSession,
-    SessionConfig,
+from robot_parl.runtime.local_run import (
+    LocalRun,
+    LocalRunConfig,
     bc_pairs,
     collect_demos,
     compare_methods,
@@ -43,11 +43,11 @@ DEFAULTS = ["env=pick", "online.episodes=150", "online.eval_episodes=50", "parl.
             "parl.num_samples=8"]
 
 
-def filtered_bc(cfg: SessionConfig, pretrained: Path, out_dir: Path, final_episodes: int) -> dict:
+def filtered_bc(cfg: LocalRunConfig, pretrained: Path, out_dir: Path, final_episodes: int) -> dict:
     """The self-imitation baseline: the BC policy acts alone for the online budget and, after each
     evaluation interval, is trained on its demonstrations plus its own successful episodes, one
     supervised step per new environment step (PA-RL's distillation rate)."""
-    session = LocalSession(dataclasses.replace(cfg, method="rerank"), out_dir, log=lambda _: None)
+    session = LocalRun(dataclasses.replace(cfg, method="rerank"), out_dir, log=lambda _: None)
     session.agent.load(pretrained)
     demos = collect_demos(cfg)
     successes: list[Rollout] = []
@@ -70,7 +70,7 @@ def filtered_bc(cfg: SessionConfig, pretrained: Path, out_dir: Path, final_episo
             "seconds": round(time.monotonic() - started, 1)}
 
 
-def run_seed(cfg: SessionConfig, out_dir: Path, final_episodes: int) -> dict:
+def run_seed(cfg: LocalRunConfig, out_dir: Path, final_episodes: int) -> dict:
     """One policy class and seed: PA-RL and re-ranking (shared pretraining), then filtered BC."""
     result = compare_methods(cfg, out_dir, final_episodes=final_episodes)
     fbc = filtered_bc(cfg, out_dir / "pretrained", out_dir / "filtered_bc", final_episodes)

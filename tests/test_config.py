@@ -2,7 +2,7 @@ import pytest
 
 from robot_parl import typed_config
 from robot_parl.rl.config import ParlConfig
-from robot_parl.runtime.local_session import SessionConfig
+from robot_parl.runtime.local_run import LocalRunConfig
 from robot_parl.typed_config import ConfigError
 
 
@@ -29,14 +29,14 @@ def test_defaults_are_the_papers():
 ])
 def test_bad_values_fail_at_load_naming_the_key(overrides, key, expected):
     with pytest.raises(ConfigError) as err:
-        typed_config.load(SessionConfig, overrides=overrides)
+        typed_config.load(LocalRunConfig, overrides=overrides)
     assert err.value.key == key
     assert expected in str(err.value)
 
 
 def test_partial_sections_layer_over_their_defaults(tmp_path):
-    default = SessionConfig()
-    cfg = typed_config.load(SessionConfig, overrides=["parl.schedule.offline_steps=7", "parl.critic.lr=0.001"])
+    default = LocalRunConfig()
+    cfg = typed_config.load(LocalRunConfig, overrides=["parl.schedule.offline_steps=7", "parl.critic.lr=0.001"])
     assert cfg.parl.schedule.offline_steps == 7 and cfg.parl.critic.lr == 0.001
     assert cfg.parl.num_samples == default.parl.num_samples  # the session's value, not ParlConfig's 32
     assert cfg.parl.critic.hidden_dims == default.parl.critic.hidden_dims
@@ -45,21 +45,21 @@ def test_partial_sections_layer_over_their_defaults(tmp_path):
 def test_yaml_round_trip_and_cli_overrides_win(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text("seed: 3\nparl:\n  top_k: 2\n")
-    cfg = typed_config.load(SessionConfig, path, ["seed=5", "parl.critic.lr=1e-3"])
+    cfg = typed_config.load(LocalRunConfig, path, ["seed=5", "parl.critic.lr=1e-3"])
     assert cfg.seed == 5 and cfg.parl.top_k == 2
     assert cfg.parl.critic.lr == 1e-3  # YAML 1.1 reads "1e-3" as a string; it is still a number here
     typed_config.save(cfg, tmp_path / "resolved.yaml")
-    again = typed_config.load(SessionConfig, tmp_path / "resolved.yaml")
+    again = typed_config.load(LocalRunConfig, tmp_path / "resolved.yaml")
     assert again == cfg
 
 
 def test_missing_file_and_malformed_override():
     with pytest.raises(ConfigError, match="does not exist"):
-        typed_config.load(SessionConfig, "/nonexistent.yaml")
+        typed_config.load(LocalRunConfig, "/nonexistent.yaml")
     with pytest.raises(ConfigError, match="dotted.key=value"):
-        typed_config.load(SessionConfig, overrides=["seed"])
+        typed_config.load(LocalRunConfig, overrides=["seed"])
     with pytest.raises(ConfigError, match="parl.critic.lr.*expected a number"):
-        typed_config.load(SessionConfig, overrides=["parl.critic.lr=fast"])
+        typed_config.load(LocalRunConfig, overrides=["parl.critic.lr=fast"])
 
 
 def test_a_vla_card_and_the_session_never_silently_override_each_other():
@@ -73,6 +73,6 @@ def test_a_vla_card_and_the_session_never_silently_override_each_other():
     assert same.top_k == 4  # agreeing is no conflict
     with pytest.raises(ConfigError, match="parl.num_samples.*16 conflicts with policy.vla.parl.num_samples = 8"):
         typed_config.load(FinetuneConfig, overrides=card + ["parl.num_samples=16"]).resolved_parl()
-    session = typed_config.load(SessionConfig, overrides=card + ["parl.top_k=2"])
+    session = typed_config.load(LocalRunConfig, overrides=card + ["parl.top_k=2"])
     with pytest.raises(ConfigError, match="parl.top_k.*2 conflicts with policy.vla.parl.top_k = 4"):
         session.method_parl()

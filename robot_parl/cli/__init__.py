@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
         expected += (StoreError, StoreLocked)
     if args.command in ("learner", "demo"):
-        from robot_parl.runtime.checkpoints import CheckpointError
+        from robot_parl.runtime.resume import CheckpointError
 
         expected += (CheckpointError,)
     try:

@@ -15,7 +15,7 @@ DEMO_LINE_EVERY_S = 30.0  # without a terminal, the demo prints a progress line 
 def add_parser(sub) -> None:
     """Register the command's parser."""
     demo = sub.add_parser("demo", help="BC -> offline critic -> online PA-RL on a simulated task, with a report")
-    demo.add_argument("--config", help="YAML config (SessionConfig); defaults are embedded")
+    demo.add_argument("--config", help="YAML config (LocalRunConfig); defaults are embedded")
     demo.add_argument("--out", default="runs/demo", help="output directory (config, checkpoints, summary, plot)")
     demo.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     demo.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -34,11 +34,11 @@ def _demo(args: argparse.Namespace) -> int:
     from robot_parl import typed_config
     from robot_parl.eval.curves import plot_success_curves
     from robot_parl.files import atomic_write
-    from robot_parl.runtime.local_session import LocalSession, SessionConfig
+    from robot_parl.runtime.local_run import LocalRun, LocalRunConfig
 
     torch.set_num_threads(args.threads)
     console = Console()
-    cfg = typed_config.load(SessionConfig, args.config, args.overrides)
+    cfg = typed_config.load(LocalRunConfig, args.config, args.overrides)
     out = Path(args.out)
     if args.tiny_vla:
         ensure_tiny_vla(cfg, console)
@@ -58,7 +58,7 @@ def _demo(args: argparse.Namespace) -> int:
                 said[phase] = now
                 console.print(f"{phase}: {done}/{total}")
 
-        session = LocalSession(cfg, out, log=progress.console.print)
+        session = LocalRun(cfg, out, log=progress.console.print)
         if args.resume and session.resume():
             progress.console.print(f"resumed at {session.agent.counters['online_episodes']} online episodes")
             pre = json.loads((out / "pretrain.json").read_text())

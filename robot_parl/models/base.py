@@ -15,8 +15,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from robot_parl.checkpoint import load_tree, save_tree
 from robot_parl.models.encoders import Obs, ObservationEncoder, obs_rows
+from robot_parl.tensor_tree import load_tree, save_tree
 
 
 @runtime_checkable

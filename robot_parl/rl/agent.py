@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 
-from robot_parl.checkpoint import load_tree, rng_state, save_tree, set_rng_state
 from robot_parl.models.base import BasePolicy
 from robot_parl.models.encoders import Obs, obs_to
 from robot_parl.rl.action_opt import OptimizedActions, optimize_actions
@@ -25,6 +24,7 @@ from robot_parl.rl.critic import QEnsemble
 from robot_parl.rl.distill import distill_step
 from robot_parl.rl.replay import Episode, Replay
 from robot_parl.rl.schedule import Owed, owed_updates
+from robot_parl.tensor_tree import load_tree, rng_state, save_tree, set_rng_state
 
 REPLAY_FILE = "replay.safetensors"
 

@@ -150,7 +150,7 @@ class Evaluation:
 
 def critic_state(directory: str) -> dict[str, torch.Tensor]:
     """The critic's weights in a learner checkpoint."""
-    from robot_parl.checkpoint import load_tree
+    from robot_parl.tensor_tree import load_tree
 
     return load_tree(Path(directory) / "agent.safetensors")["critic"]
 

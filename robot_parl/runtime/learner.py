@@ -27,8 +27,8 @@ from robot_parl.data.episode_store import EpisodeStore, KeySpec, StoreError, rl_
 from robot_parl.limited_log import LimitedLog
 from robot_parl.rl.schedule import update_rates
 from robot_parl.rl.store_episodes import StoreFeed
-from robot_parl.runtime.checkpoints import LearnerState, load_latest, save_checkpoint
 from robot_parl.runtime.config import FinetuneConfig, build_agent
+from robot_parl.runtime.resume import LearnerState, load_latest, save_checkpoint
 from robot_parl.runtime.steps import write_steps
 from robot_parl.runtime.weights import WeightPublisher, Weights
 from robot_parl.transport.channel import Inbox, Publisher

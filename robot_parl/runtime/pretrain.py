@@ -16,8 +16,8 @@ from robot_parl.data.episode_store import EpisodeStore, StoreError
 from robot_parl.models.bc import train_bc
 from robot_parl.models.encoders import unflatten_obs
 from robot_parl.rl.store_episodes import StoreFeed
-from robot_parl.runtime.checkpoints import LearnerState, save_checkpoint
 from robot_parl.runtime.config import FinetuneConfig, build_agent
+from robot_parl.runtime.resume import LearnerState, save_checkpoint
 from robot_parl.typed_config import ConfigError
 
 

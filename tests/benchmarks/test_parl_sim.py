@@ -8,14 +8,14 @@ import torch
 
 from benchmarks.parl_sim import METHODS, filtered_bc, run_seed, summarize
 from robot_parl import typed_config
-from robot_parl.runtime.local_session import LocalSession, SessionConfig
+from robot_parl.runtime.local_run import LocalRun, LocalRunConfig
 
 TINY = ["env=pick", "demos.episodes=4", "demos.bc_steps=20", "parl.schedule.offline_steps=2", "online.episodes=4",
         "online.eval_every=2", "online.eval_episodes=2", "online.num_envs=2", "tabletop.horizon=20"]
 
 
 def test_run_seed_reports_every_method_on_the_final_layouts(tmp_path):
-    cfg = typed_config.load(SessionConfig, overrides=TINY)
+    cfg = typed_config.load(LocalRunConfig, overrides=TINY)
     result = run_seed(cfg, tmp_path, final_episodes=3)
     assert set(METHODS) | {"parl_policy_alone", "episodes"} == set(result["final_eval"])
     assert all(0.0 <= result["final_eval"][m] <= 1.0 for m in METHODS)
@@ -24,8 +24,8 @@ def test_run_seed_reports_every_method_on_the_final_layouts(tmp_path):
 
 
 def test_filtered_bc_trains_on_demos_and_its_own_successes(tmp_path):
-    cfg = typed_config.load(SessionConfig, overrides=TINY)
-    session = LocalSession(cfg, tmp_path / "pre", log=lambda _: None)
+    cfg = typed_config.load(LocalRunConfig, overrides=TINY)
+    session = LocalRun(cfg, tmp_path / "pre", log=lambda _: None)
     session.pretrain()
     session.agent.save(tmp_path / "pretrained")
     before = {k: v.clone() for k, v in session.policy.state_dict().items()}
@@ -35,7 +35,7 @@ def test_filtered_bc_trains_on_demos_and_its_own_successes(tmp_path):
     assert curve[1]["successful_episodes"] <= 2 and curve[2]["successful_episodes"] <= 4
     assert curve[2]["successful_episodes"] >= curve[1]["successful_episodes"]
     # the saved pretrained policy is untouched; the baseline trained a copy
-    fresh = LocalSession(cfg, tmp_path / "check", log=lambda _: None)
+    fresh = LocalRun(cfg, tmp_path / "check", log=lambda _: None)
     fresh.agent.load(tmp_path / "pretrained")
     assert all(torch.equal(before[k], v) for k, v in fresh.policy.state_dict().items())
 

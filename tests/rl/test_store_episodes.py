@@ -8,7 +8,7 @@ from robot_parl import typed_config
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
 from robot_parl.models.action_space import LinearActionSpace
 from robot_parl.rl.store_episodes import StoreFeed, read_episode, write_episode
-from robot_parl.runtime.local_session import LocalSession, SessionConfig
+from robot_parl.runtime.local_run import LocalRun, LocalRunConfig
 
 OBS = {"images/front": KeySpec("uint8", (8, 8, 3)), "proprio": KeySpec("float32", (2,))}
 UNITS = LinearActionSpace([-0.1, 0.0, -2.0], [0.1, 1.0, 2.0])  # robot units of the stored actions
@@ -86,8 +86,8 @@ def test_the_feed_chooses_episodes_as_the_learner_config_says(tmp_path):
 def test_a_resumed_session_feeds_episodes_committed_after_its_checkpoint(tmp_path):
     overrides = ["demos.bc_steps=5", "parl.schedule.offline_steps=2", "online.episodes=2", "online.eval_every=2",
                  "online.eval_episodes=2", "online.checkpoint_every=2", "online.num_envs=2"]
-    cfg = typed_config.load(SessionConfig, overrides=overrides)
-    first = LocalSession(cfg, tmp_path, log=lambda _: None)
+    cfg = typed_config.load(LocalRunConfig, overrides=overrides)
+    first = LocalRun(cfg, tmp_path, log=lambda _: None)
     first.pretrain()
     first.finetune()
     assert first.agent.counters["online_episodes"] == 2
@@ -96,7 +96,7 @@ def test_a_resumed_session_feeds_episodes_committed_after_its_checkpoint(tmp_pat
     write_episode(first.writer, obs, np.zeros((3, 2), np.float32), -np.ones(3, np.float32), False, "rollout",
                   torch.zeros(4, cfg.parl.num_samples, 2))
     first.writer.close()
-    resumed = LocalSession(typed_config.load(SessionConfig, overrides=overrides[:-5] + ["online.episodes=3",
+    resumed = LocalRun(typed_config.load(LocalRunConfig, overrides=overrides[:-5] + ["online.episodes=3",
                            "online.eval_every=3", "online.eval_episodes=2", "online.checkpoint_every=3",
                            "online.num_envs=1"]), tmp_path, log=lambda _: None)
     assert resumed.resume()
@@ -136,11 +136,11 @@ def test_a_resumed_run_refills_replay_from_the_store_without_counting_it_again(t
 
 
 def test_checkpoints_leave_replay_out_and_keep_the_newest_and_the_best(tmp_path):
-    from robot_parl.runtime.checkpoints import load_latest, save_checkpoint
-    from robot_parl.runtime.local_session import LocalRunState
+    from robot_parl.runtime.local_run import LocalRunState
+    from robot_parl.runtime.resume import load_latest, save_checkpoint
 
-    cfg = typed_config.load(SessionConfig, overrides=["demos.episodes=1"])
-    session = LocalSession(cfg, tmp_path / "run", log=lambda _: None)
+    cfg = typed_config.load(LocalRunConfig, overrides=["demos.episodes=1"])
+    session = LocalRun(cfg, tmp_path / "run", log=lambda _: None)
     for i, score in enumerate([0.2, 0.9, 0.1, 0.3, 0.4]):
         session.agent.counters["online_episodes"] = i
         save_checkpoint(tmp_path / "ckpt", f"c{i}", session.agent, LocalRunState(store_position=i), keep=2,

@@ -12,9 +12,9 @@ from robot_parl import cli, typed_config
 from robot_parl.data.video import read_mp4
 from robot_parl.eval.stats import wilson_interval
 from robot_parl.models.vla.checkpoint import write_random_checkpoint
-from robot_parl.runtime.checkpoints import LearnerState, save_checkpoint
 from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.runtime.evaluate import Evaluation
+from robot_parl.runtime.resume import LearnerState, save_checkpoint
 from robot_parl.runtime.supervisor import ENTRY
 from robot_parl.transport.session import free_loopback_endpoint
 

@@ -8,13 +8,13 @@ the point where its benchmark curves separate (the autoregressive policy starts 
 import pytest
 
 from robot_parl import typed_config
-from robot_parl.runtime.local_session import SessionConfig, compare_methods
+from robot_parl.runtime.local_run import LocalRunConfig, compare_methods
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("kind", "episodes"), [("diffusion", 40), ("autoregressive", 75)])
 def test_parl_beats_base_and_rerank(kind, episodes, tmp_path):
-    cfg = typed_config.load(SessionConfig, overrides=[
+    cfg = typed_config.load(LocalRunConfig, overrides=[
         f"policy.kind={kind}", "seed=0", f"online.episodes={episodes}", f"online.eval_every={episodes}",
         f"online.checkpoint_every={episodes}"])
     result = compare_methods(cfg, tmp_path, log=lambda _: None)

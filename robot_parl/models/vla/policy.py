@@ -19,7 +19,6 @@ import torch
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from torch import nn
 
-from robot_parl.checkpoint import load_tree, save_tree
 from robot_parl.models.action_space import GripperConvention, VLAActionSpace, vla_action_space
 from robot_parl.models.base import _check_actions, copy_state, supervised_step
 from robot_parl.models.encoders import Obs
@@ -31,6 +30,7 @@ from robot_parl.models.vla.model import OpenVLAModel, VLAConfig
 from robot_parl.models.vla.prompt import EOS_ID, SPACE_ID, load_tokenizer, prompt_ids
 from robot_parl.models.vla.quantize import QUANTIZATIONS, quantize_decoder
 from robot_parl.models.vla.sampler import CandidateSampler, pad_prompts
+from robot_parl.tensor_tree import load_tree, save_tree
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

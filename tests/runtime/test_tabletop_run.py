@@ -3,7 +3,7 @@ import torch
 
 from robot_parl import typed_config
 from robot_parl.robots.sim.tabletop_vec import TabletopVecEnv, to_normalized, to_physical
-from robot_parl.runtime.local_session import LocalSession, SessionConfig, collect_demos
+from robot_parl.runtime.local_run import LocalRun, LocalRunConfig, collect_demos
 
 TINY = ["env=pick", "demos.episodes=4", "demos.bc_steps=5", "parl.schedule.offline_steps=2", "online.episodes=2",
         "online.eval_every=2", "online.eval_episodes=2", "online.num_envs=2", "tabletop.horizon=15"]
@@ -17,7 +17,7 @@ def test_normalized_actions_map_onto_the_physical_bounds():
 
 
 def test_clean_expert_demos_succeed_with_the_session_reward_convention():
-    cfg = typed_config.load(SessionConfig, overrides=["env=place", "demos.episodes=6", "tabletop.expert.noise=0",
+    cfg = typed_config.load(LocalRunConfig, overrides=["env=place", "demos.episodes=6", "tabletop.expert.noise=0",
                                                       "tabletop.expert.hesitation=0", "tabletop.expert.missed_grasp=0"])
     demos = collect_demos(cfg)
     assert len(demos) == 6 and all(d.success for d in demos)
@@ -27,7 +27,7 @@ def test_clean_expert_demos_succeed_with_the_session_reward_convention():
 
 
 def test_a_pa_rl_session_runs_on_a_mujoco_task(tmp_path):
-    session = LocalSession(typed_config.load(SessionConfig, overrides=TINY), tmp_path, log=lambda _: None)
+    session = LocalRun(typed_config.load(LocalRunConfig, overrides=TINY), tmp_path, log=lambda _: None)
     assert isinstance(session.train_env, TabletopVecEnv)
     pre = session.pretrain()
     curve = session.finetune()
@@ -61,7 +61,7 @@ def test_a_tiny_vla_session_runs_on_images(tmp_path):
                  "image_size: 32, augment_pad: 2, batch_size: 4}", "parl.schedule.offline_steps=2",
                  "parl.schedule.critic_utd=0.5", "parl.schedule.distill_utd=0.25", "online.episodes=1",
                  "online.num_envs=1", "online.eval_every=1", "online.eval_episodes=1"]
-    session = LocalSession(typed_config.load(SessionConfig, overrides=overrides), tmp_path / "run", log=lambda _: None)
+    session = LocalRun(typed_config.load(LocalRunConfig, overrides=overrides), tmp_path / "run", log=lambda _: None)
     assert isinstance(session.policy, VLAPolicy)
     assert session.agent.cfg.num_samples == 4  # the card's override of the session's ParlConfig
     before = session.policy.sync_state()
@@ -77,6 +77,6 @@ def test_a_tiny_vla_session_runs_on_images(tmp_path):
 def test_a_vla_needs_image_observations(tmp_path):
     import pytest
 
-    cfg = typed_config.load(SessionConfig, overrides=["env=pick", "policy.kind=vla", "policy.vla.checkpoint=x"])
+    cfg = typed_config.load(LocalRunConfig, overrides=["env=pick", "policy.kind=vla", "policy.vla.checkpoint=x"])
     with pytest.raises(ValueError, match="the VLA reads camera 'front' but the observations have cameras \\[\\]"):
-        LocalSession(cfg, tmp_path, log=lambda _: None)
+        LocalRun(cfg, tmp_path, log=lambda _: None)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from robot_parl.checkpoint import load_tree, save_tree
 from robot_parl.files import atomic_write
+from robot_parl.tensor_tree import load_tree, save_tree
 
 
 def test_tree_round_trip_with_optimizer_state(tmp_path):

@@ -42,8 +42,8 @@ from robot_parl.robots.sim.point_reach import (
 )
 from robot_parl.robots.sim.tabletop_expert import TabletopExpertConfig
 from robot_parl.robots.sim.tabletop_vec import TabletopVecEnv
-from robot_parl.runtime.checkpoints import load_latest, save_checkpoint
 from robot_parl.runtime.config import resolve_parl
+from robot_parl.runtime.resume import load_latest, save_checkpoint
 from robot_parl.typed_config import require
 
 Method = Literal["parl", "rerank"]
@@ -124,7 +124,7 @@ def _cpu_policy() -> PolicyConfig:
 
 
 @dataclass
-class SessionConfig:
+class LocalRunConfig:
     """Everything a local PA-RL run reads; saved resolved next to its outputs."""
 
     seed: int = 0
@@ -145,7 +145,7 @@ class SessionConfig:
         return dataclasses.replace(parl, local_steps=0, schedule=dataclasses.replace(parl.schedule, distill_utd=0.0))
 
 
-def make_env(cfg: SessionConfig, num_envs: int):
+def make_env(cfg: LocalRunConfig, num_envs: int):
     """The session's batched environment (PointReach, or a state-based MuJoCo tabletop task)."""
     if cfg.env == "point_reach":
         return PointReachVecEnv(num_envs, cfg.task)
@@ -153,7 +153,7 @@ def make_env(cfg: SessionConfig, num_envs: int):
     return TabletopVecEnv(num_envs, cfg.env, t.horizon, t.obs_mode, t.image_size, t.cameras)
 
 
-def collect_demos(cfg: SessionConfig) -> list[Rollout]:
+def collect_demos(cfg: LocalRunConfig) -> list[Rollout]:
     """Scripted-expert episodes on the session's training layouts."""
     rng = np.random.default_rng(cfg.seed)
     env = make_env(cfg, min(cfg.demos.episodes, 32))
@@ -174,10 +174,10 @@ def bc_pairs(rollouts: list[Rollout]) -> tuple[dict[str, torch.Tensor], torch.Te
     return obs, torch.as_tensor(np.concatenate([r.actions for r in rollouts]))
 
 
-class LocalSession:
+class LocalRun:
     """Owns the agent and the environments of one run."""
 
-    def __init__(self, cfg: SessionConfig, out_dir: str | Path, log: Callable[[str], None] = print):
+    def __init__(self, cfg: LocalRunConfig, out_dir: str | Path, log: Callable[[str], None] = print):
         self.cfg = cfg
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -310,7 +310,7 @@ class LocalSession:
     # checkpoints --------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
-        """Save the agent and the curve so far under checkpoints/ (see runtime/checkpoints.py)."""
+        """Save the agent and the curve so far under checkpoints/ (see runtime/resume.py)."""
         # store_position: how many of the store's episodes replay holds: they refill it on resume, later ones are fed
         score = self.curve[-1]["agent_success"] if self.curve else None
         return save_checkpoint(self.out / "checkpoints", f"episode_{self.agent.counters['online_episodes']:06d}",
@@ -351,7 +351,7 @@ def final_eval_seeds(episodes: int) -> list[int]:
     return [EVAL_SEED_BASE + 500_000 + i for i in range(episodes)]
 
 
-def compare_methods(cfg: SessionConfig, out_dir: str | Path, log: Callable[[str], None] = print,
+def compare_methods(cfg: LocalRunConfig, out_dir: str | Path, log: Callable[[str], None] = print,
                     final_episodes: int = 0) -> dict:
     """BC base vs critic re-ranking vs PA-RL from one shared pretraining (same demos, BC, offline critic).
 
@@ -360,10 +360,10 @@ def compare_methods(cfg: SessionConfig, out_dir: str | Path, log: Callable[[str]
     """
     out = Path(out_dir)
     started = time.monotonic()
-    parl = LocalSession(dataclasses.replace(cfg, method="parl"), out / "parl", log)
+    parl = LocalRun(dataclasses.replace(cfg, method="parl"), out / "parl", log)
     pre = parl.pretrain()
     parl.agent.save(out / "pretrained")
-    rerank = LocalSession(dataclasses.replace(cfg, method="rerank"), out / "rerank", log)
+    rerank = LocalRun(dataclasses.replace(cfg, method="rerank"), out / "rerank", log)
     rerank.agent.load(out / "pretrained")
     result = {"seed": cfg.seed, "policy": cfg.policy.kind, "pretrain": pre,
               "pretrain_seconds": round(time.monotonic() - started, 1)}
