@@ -11,7 +11,7 @@ ROS_PY := $(ROS_VENV)/bin/python
 ROS_STAMP := $(ROS_VENV)/.installed
 R := ros-$(ROS_DISTRO)
 
-.PHONY: install demo test ros-test ros-test-kilted bench lint docker docker-lint clean
+.PHONY: install demo demo-pick demo-vla test ros-test ros-test-kilted bench lint docker docker-lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,9 +35,29 @@ $(ROS_STAMP): pyproject.toml tests/ros2/msgs/build.sh
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: demo-pick demo-vla
+
+demo-pick: $(STAMP)
 	$(VENV)/bin/robot-parl demo --out runs/demo --config configs/demo-pick.yaml --threads 2
-	$(VENV)/bin/robot-parl demo --out runs/demo-tiny-vla --config configs/demo-tiny-vla.yaml --tiny-vla
+
+# `make demo`, part 2: a tiny VLA through the robot's own commands and processes, as on a real robot:
+# scripted demonstrations -> pretrain (BC + offline critic) -> a finetune session (simulated robot side, learner
+# and actor processes on zenoh) -> eval (before vs after, with and without the critic).
+DEMO_VLA := runs/demo-tiny-vla
+DEMO_VLA_CONFIG := --config configs/finetune-tiny-vla.yaml
+DEMO_VLA_DEMOS := learner.offline_store=$(DEMO_VLA)/demos
+DEMO_VLA_LATEST = $(DEMO_VLA)/learner/checkpoints/$$(cat $(DEMO_VLA)/learner/checkpoints/latest)
+
+demo-vla: $(STAMP)
+	rm -rf $(DEMO_VLA)
+	$(VENV)/bin/robot-parl collect --sim pick --device expert --episodes 8 --horizon 40 --store $(DEMO_VLA)/demos \
+		"cameras=[{name: front, width: 64, height: 64}]" --expert noise=0.3 hesitation=0.1 missed_grasp=0.2
+	$(VENV)/bin/robot-parl pretrain $(DEMO_VLA_CONFIG) --tiny-vla --out $(DEMO_VLA)/learner --bc-steps 40 \
+		$(DEMO_VLA_DEMOS) parl.schedule.offline_steps=20
+	$(VENV)/bin/robot-parl finetune $(DEMO_VLA_CONFIG) --out $(DEMO_VLA) $(DEMO_VLA_DEMOS)
+	$(VENV)/bin/robot-parl eval $(DEMO_VLA_CONFIG) --out $(DEMO_VLA)/eval --episodes 5 \
+		--policy base=$(DEMO_VLA)/learner/checkpoints/pretrained --policy tuned=$(DEMO_VLA_LATEST) \
+		--critic $(DEMO_VLA_LATEST) $(DEMO_VLA_DEMOS)
 
 test: $(STAMP) $(ROS_STAMP)
 	$(PY) -m pytest -q

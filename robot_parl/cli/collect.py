@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from robot_parl.cli.common import DEVICES, REALSENSE_HELP, add_link_security, robot_adapter, teleop_device
+from robot_parl.cli.common import (
+    DEVICES,
+    REALSENSE_HELP,
+    add_link_security,
+    robot_adapter,
+    start_sim_robot_side,
+    teleop_device,
+)
 from robot_parl.robots.sim import TASKS
 
 
@@ -36,7 +43,6 @@ def add_parser(sub) -> None:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    import threading
     from contextlib import ExitStack
 
     from robot_parl.robots.remote import RemoteRobotEnv
@@ -45,7 +51,7 @@ def _collect(args: argparse.Namespace) -> int:
     from robot_parl.teleop.keyboard import HELP
     from robot_parl.transport.certs import role_transport
     from robot_parl.transport.keys import KeySpace
-    from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
+    from robot_parl.transport.session import open_session
 
     spec = load_spec(args.spec or ("sim_tabletop" if args.sim else "widowx"), args.overrides)
     keys = KeySpace(args.session, args.robot)
@@ -56,22 +62,10 @@ def _collect(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         connect = args.connect
         if args.sim:  # a simulated robot side in this process, on its own zenoh session
-            from robot_parl.robots.side import RobotSide
-
-            endpoint = free_loopback_endpoint()
-            robot_session = open_session(TransportConfig(listen=[endpoint]))
-            stack.callback(robot_session.close)
             adapter, to_close = robot_adapter(args, spec, "collect", args.expert if args.device == "expert" else None)
             for item in to_close:
                 stack.callback(item.close)
-            side = RobotSide(adapter, robot_session, keys, synchronous=True, instruction=adapter.env.instruction)
-            stop = threading.Event()
-            thread = threading.Thread(target=side.run, args=(stop,), daemon=True)
-            thread.start()
-            stack.callback(side.close)
-            stack.callback(thread.join, 10)
-            stack.callback(stop.set)
-            connect = [endpoint]
+            connect = [start_sim_robot_side(stack, adapter, keys)]
         # the in-process robot side is on loopback; a robot side elsewhere is reached as an actor reaches it
         session = open_session(role_transport("actor", "" if args.sim else args.certificates, [], connect,
                                               args.insecure))

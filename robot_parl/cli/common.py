@@ -92,6 +92,27 @@ def robot_adapter(args: argparse.Namespace, spec, command: str, expert_overrides
     return with_cameras, [with_cameras]
 
 
+def start_sim_robot_side(stack, adapter, keys) -> str:
+    """A synchronous robot side for ``adapter`` (a simulator) in this process, on a zenoh session of its own at a
+    free loopback endpoint, stopped and closed by ``stack``; returns the endpoint to connect to."""
+    import threading
+
+    from robot_parl.robots.side import RobotSide
+    from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
+
+    endpoint = free_loopback_endpoint()
+    session = open_session(TransportConfig(listen=[endpoint], connect=[]))
+    stack.callback(session.close)
+    side = RobotSide(adapter, session, keys, synchronous=True, instruction=adapter.env.instruction)
+    stop = threading.Event()
+    thread = threading.Thread(target=side.run, args=(stop,), daemon=True)
+    thread.start()
+    stack.callback(side.close)
+    stack.callback(thread.join, 10)
+    stack.callback(stop.set)
+    return endpoint
+
+
 def add_link_security(parser: argparse.ArgumentParser, role: str) -> None:
     parser.add_argument("--certificates", default="", metavar="DIR",
                         help=f"mutual TLS from this `robot-parl certs` directory (as {role}; tls/ endpoints only)")

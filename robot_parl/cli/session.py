@@ -7,7 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from robot_parl.cli.common import finetune_config, log_line, stop_on_signals, teleop_device
+from robot_parl.cli.common import (
+    finetune_config,
+    log_line,
+    sim_adapter,
+    start_sim_robot_side,
+    stop_on_signals,
+    teleop_device,
+)
 
 OPERATOR_DEVICES = ("keyboard", "spacemouse")  # of cli.common.DEVICES, the ones an operator holds at the actor
 
@@ -20,7 +27,8 @@ def add_parser(sub) -> None:
                             ("pretrain", _pretrain, "the offline phase alone (BC, offline critic) into the learner's "
                                                     "first checkpoint"),
                             ("eval", _eval, "evaluation rollouts: policies alone and with critic selection, "
-                                            "interleaved; JSON, videos and an HTML report"),
+                                            "interleaved; JSON, videos and an HTML report (with the config's "
+                                            "sim, on a simulated robot in this process)"),
                             ("actor", _actor, "the actor: acts on a robot side, streams steps, hot-swaps weights")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--config", help="session YAML (runtime.config.FinetuneConfig); one file for all processes")
@@ -122,10 +130,13 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
     import torch
 
     from robot_parl.runtime.evaluate import Evaluation
-    from robot_parl.transport.session import open_session
+    from robot_parl.transport.keys import KeySpace
+    from robot_parl.transport.session import TransportConfig, open_session
 
     torch.set_num_threads(args.threads)
     cfg = finetune_config(args)
@@ -135,12 +146,17 @@ def _eval(args: argparse.Namespace) -> int:
         if not name or not sep:
             raise SystemExit(f"robot-parl eval: --policy expects NAME=CHECKPOINT (empty: as configured), got {item!r}")
         policies[name] = path
-    session = open_session(cfg.link.transport("actor", [], [cfg.link.robot_endpoint]))
-    try:
+    with ExitStack() as stack:
+        robot = [cfg.link.robot_endpoint]
+        if cfg.sim:  # the config's simulated robot, in this process (as `finetune` starts it for a session)
+            spec = cfg.spec()
+            robot = [start_sim_robot_side(stack, sim_adapter(cfg.sim, spec, cfg.seed, None),
+                                          KeySpace(cfg.link.session, cfg.link.robot))]
+        session = open_session(cfg.link.transport("actor", [], robot) if not cfg.sim else
+                               TransportConfig(connect=robot))
+        stack.callback(session.close)
         evaluation = Evaluation(cfg, args.out, policies, args.critic, session, args.episodes, log=log_line)
         summary = evaluation.run(journal=args.journal)
-    finally:
-        session.close()
     print(json.dumps(summary), flush=True)
     return 0
 

@@ -4,7 +4,7 @@ for the learner and ``robot-parl pretrain``, a local run's own for in-process ru
 state records how many of the episode store's episodes it held, and a resumed run reads them back
 (``StoreFeed.refill``), so a checkpoint's size does not grow with the session. ``<root>/latest`` names the
 newest complete one and is rewritten last, atomically, so a crash mid-save leaves the previous checkpoint in
-charge; all but the newest ``keep`` and the best scored one are then removed."""
+charge; all of the series but the newest ``keep`` and the best scored one are then removed."""
 
 from __future__ import annotations
 
@@ -55,8 +55,11 @@ def save_checkpoint(root: str | Path, name: str, agent, state, keep: int = 0, sc
 
 
 def _prune(root: Path, newest: str, keep: int, scores: dict[str, float]) -> None:
-    """Remove all checkpoints but the newest ``keep`` (by modification time) and the best scored one."""
-    saved = sorted((d for d in root.iterdir() if (d / STATE_FILE).is_file()), key=lambda d: d.stat().st_mtime)
+    """Remove all checkpoints of ``newest``'s series (its name up to the last ``_``: ``update_...``) but the newest
+    ``keep`` (by modification time) and the best scored one; others (``pretrained``) always stay."""
+    series = newest.rpartition("_")[0] + "_"
+    saved = sorted((d for d in root.iterdir() if (d / STATE_FILE).is_file() and d.name.startswith(series)),
+                   key=lambda d: d.stat().st_mtime)
     kept = {d.name for d in saved[-keep:]} | {newest}
     if scores:
         kept.add(max(scores, key=lambda n: (scores[n], n)))

@@ -141,11 +141,13 @@ def test_checkpoints_leave_replay_out_and_keep_the_newest_and_the_best(tmp_path)
 
     cfg = typed_config.load(LocalRunConfig, overrides=["demos.episodes=1"])
     session = LocalRun(cfg, tmp_path / "run", log=lambda _: None)
+    save_checkpoint(tmp_path / "ckpt", "pretrained", session.agent, LocalRunState())  # not of the series: stays
     for i, score in enumerate([0.2, 0.9, 0.1, 0.3, 0.4]):
         session.agent.counters["online_episodes"] = i
-        save_checkpoint(tmp_path / "ckpt", f"c{i}", session.agent, LocalRunState(store_position=i), keep=2,
+        save_checkpoint(tmp_path / "ckpt", f"update_{i}", session.agent, LocalRunState(store_position=i), keep=2,
                         score=score)
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir() if p.is_dir()) == ["c1", "c3", "c4"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir() if p.is_dir()) == ["pretrained", "update_1",
+                                                                                   "update_3", "update_4"]
     assert not list((tmp_path / "ckpt").rglob("replay.safetensors"))
     state = load_latest(tmp_path / "ckpt", session.agent, LocalRunState)
     assert state.store_position == 4 and session.agent.counters["online_episodes"] == 4

@@ -23,7 +23,7 @@ CAMERA = "cameras=[{name: front, width: 32, height: 32}]"
 
 def _overrides(endpoint=""):
     return [f"robot_overrides=['{CAMERA}']", "policy.kind=gaussian", "policy.gaussian.hidden_dims=[16]",
-            "parl.num_samples=4", "parl.top_k=2", "actor.horizon=5", "link.session=eval",
+            "parl.num_samples=4", "parl.top_k=2", "actor.horizon=5", "link.session=eval", "sim=''",
             f"link.robot_endpoint={endpoint or 'tcp/127.0.0.1:1'}"]
 
 
