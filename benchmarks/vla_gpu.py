@@ -11,9 +11,9 @@ downloaded. It measures, with the device named in the JSON:
 - learner: one distillation (LoRA r = 32) step at batch 16 with gradient checkpointing on a 4-bit base, whole
   and in micro-batches of 4: time and peak memory;
 - sync: the learner's adapter packed as a weights transfer, unpacked and swapped into the actor (in process; the
-  loopback transfer of an adapter of this size is in benchmarks/results/runtime.json).
+  loopback transfer of an adapter of this size is in benchmarks/results/runtime.json);
+- shared: the actor's step alone, then while a learner process runs distillation steps on the same device.
 Goals on one H100: actor step at N = 8 <= 50 ms in bf16 and <= 100 ms in 4-bit; actor + learner peak <= 40 GB.
-Not measured here: the actor's step while a learner process trains on the same GPU.
 
     python -m benchmarks.vla_gpu --json benchmarks/results/vla_gpu.json              # 7B, on cuda
     python -m benchmarks.vla_gpu --size tiny --device cpu --steps 3 --json out.json   # the CPU smoke run
@@ -79,14 +79,18 @@ def _load(checkpoint: Path, quantization: str, device: str, dtype: str) -> tuple
     return policy, time.perf_counter() - start, mem.peak_mb
 
 
+def _agent(policy: VLAPolicy, device: str) -> ParlAgent:
+    parl = ParlConfig(num_samples=N, top_k=4)  # the card's N and k; the critic is the session default's
+    critic = QEnsemble(ObsSpec(proprio_dim=7, cameras=("front",)), 7, parl.critic)
+    return ParlAgent(policy, critic, parl, -torch.ones(7), torch.ones(7), device=device)
+
+
 def actor(checkpoint: Path, quantization: str, device: str, dtype: str, steps: int) -> dict:
     """Sampler, generate() and the whole acting step at N = 8 for one precision."""
     policy, load_s, weights_mb = _load(checkpoint, quantization, device, dtype)
     dev = policy.device
     obs = _obs(1)
-    parl = ParlConfig(num_samples=N, top_k=4)  # the card's N and k; the critic is the session default's
-    critic = QEnsemble(ObsSpec(proprio_dim=7, cameras=("front",)), 7, parl.critic)
-    agent = ParlAgent(policy, critic, parl, -torch.ones(7), torch.ones(7), device=device)
+    agent = _agent(policy, device)
     sampler = _percentiles(lambda: policy.sample_with_info(obs, N), steps, dev)
     generate_ms, _ = _timed(lambda: _generate_baseline(policy, obs, N), max(steps // 5, 1), dev)
     with PeakMemory(dev) as mem:
@@ -131,16 +135,55 @@ def learner(checkpoint: Path, device: str, dtype: str, steps: int) -> dict:
     return out
 
 
+def train_forever(checkpoint: Path, device: str, dtype: str) -> None:
+    """A learner's distillation steps (batch 16, checkpointing) in a loop until killed; says when it trains."""
+    policy, _, _ = _load(checkpoint, "4bit" if device.startswith("cuda") else "none", device, dtype)
+    obs, targets = _obs(DISTILL_BATCH), torch.rand(DISTILL_BATCH, 7) * 2 - 1
+    policy.sl_update(obs, targets)
+    print("training", flush=True)
+    while True:
+        policy.sl_update(obs, targets)
+
+
+def shared(checkpoint: Path, device: str, dtype: str, steps: int) -> dict:
+    """The actor's step at N = 8 alone, then while a learner process trains on the same device (the session's
+    one-GPU layout): how much the learner slows the robot's decisions."""
+    import subprocess
+    import sys
+
+    quantization = "4bit" if device.startswith("cuda") else "none"
+    policy, _, _ = _load(checkpoint, quantization, device, dtype)
+    agent, obs = _agent(policy, device), _obs(1)
+    alone = _percentiles(lambda: agent.act(obs), steps, policy.device)
+    learner = subprocess.Popen([sys.executable, "-m", "benchmarks.vla_gpu", "--train-forever", str(checkpoint),
+                                "--device", device], stdout=subprocess.PIPE, text=True)
+    try:
+        if "training" not in learner.stdout.readline():
+            raise RuntimeError("the learner process did not start training")
+        together = _percentiles(lambda: agent.act(obs), steps, policy.device)
+    finally:
+        learner.kill()
+        learner.wait()
+    out = {"quantization": quantization, "actor_step_alone": alone, "actor_step_with_learner": together,
+           "slowdown_p50": round(together["p50_ms"] / alone["p50_ms"], 2)}
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--size", choices=list(SIZES), default="7b")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=50, help="timed acting steps per precision")
-    parser.add_argument("--parts", nargs="+", choices=["actor", "learner"], default=["actor", "learner"])
+    parser.add_argument("--parts", nargs="+", choices=["actor", "learner", "shared"],
+                        default=["actor", "learner", "shared"])
+    parser.add_argument("--train-forever", type=Path, help=argparse.SUPPRESS)  # the learner process of "shared"
     parser.add_argument("--workdir", type=Path, help="where the random checkpoint goes (default: a temp dir)")
     args = parser.parse_args(argv)
     dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
+    if args.train_forever:
+        train_forever(args.train_forever, args.device, dtype)
     precisions = ["none", "4bit"] if args.device.startswith("cuda") else ["none"]
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         start = time.perf_counter()
@@ -154,6 +197,8 @@ def main(argv: list[str] | None = None) -> dict:
             result["actor"] = [actor(checkpoint, q, args.device, dtype, args.steps) for q in precisions]
         if "learner" in args.parts:
             result["learner"] = learner(checkpoint, args.device, dtype, args.steps)
+        if "shared" in args.parts:
+            result["shared"] = shared(checkpoint, args.device, dtype, args.steps)
     if args.json:
         atomic_write(args.json, lambda f: f.write(json.dumps(result, indent=2)), mode="w")
     return result

@@ -1,5 +1,6 @@
 """benchmarks/vla_gpu.py at tiny size on the CPU: the 7B run's code path (a random checkpoint in the release layout,
-the acting step at N = 8, a distillation step at batch 16 whole and in micro-batches, the adapter's trip); and the
+the acting step at N = 8, a distillation step at batch 16 whole and in micro-batches, the adapter's trip, the
+actor beside a learner process); and the
 7B architecture it builds has OpenVLA-7B's parameter count."""
 
 import json
@@ -28,3 +29,5 @@ def test_the_gpu_benchmark_runs_at_tiny_size_on_cpu(tmp_path):
     assert learner["batch"] == 16 and learner["gradient_checkpointing"]
     assert learner["distill_micro_16"]["p50_ms"] > 0 and learner["distill_micro_4"]["p50_ms"] > 0
     assert learner["sync"]["bytes"] > 4 * learner["adapter_parameters"]  # float32 adapter plus its header
+    shared = result["shared"]  # the actor's step while a learner process trains beside it
+    assert shared["actor_step_alone"]["p50_ms"] > 0 and shared["actor_step_with_learner"]["p50_ms"] > 0
