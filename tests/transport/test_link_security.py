@@ -3,6 +3,7 @@ them (a second process) serves an actor holding the session's actor certificate,
 learner's certificate (access control by common name), not an actor certificate from another CA, not plain tcp.
 Configs refuse plain tcp beyond loopback unless told it is a trusted network."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -80,3 +81,24 @@ def test_link_configs_refuse_plain_tcp_beyond_loopback_and_missing_certificates(
     # the robot command: one line, exit 2, before anything listens
     assert cli.main(["robot", "--sim", "pick", "--listen", "tcp/0.0.0.0:7447", "--ticks", "1"]) == 2
     assert capsys.readouterr().err.strip().startswith("robot-parl: config key 'insecure'")
+
+
+@pytest.mark.slow
+def test_a_finetune_session_runs_over_mutual_tls(tmp_path):
+    # robot side, learner and actor as processes, every link mutual TLS with its role's certificate and access
+    # control between the roles; the supervisor watches as the actor does
+    assert cli.main(["certs", str(tmp_path / "certs")]) == 0
+    robot_ep, learner_ep = (free_loopback_endpoint().replace("tcp/127.0.0.1", "tls/localhost") for _ in range(2))
+    out = tmp_path / "session"
+    run = subprocess.run([sys.executable, "-c", ENTRY, "finetune", "--config", "configs/finetune-tiny-vla.yaml",
+                          "--out", str(out), f"robot_overrides=['{CAMERA}']", "policy.kind=gaussian",
+                          "policy.gaussian.hidden_dims=[16]", "parl.num_samples=4", "parl.top_k=2",
+                          "link.session=tls-session", f"link.certificates={tmp_path / 'certs'}",
+                          f"link.robot_endpoint={robot_ep}", f"link.learner_endpoint={learner_ep}",
+                          "actor.episodes=2", "actor.horizon=5", "actor.live_view=null"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["actor"]["episodes"] == 2 and summary["actor"]["unacknowledged"] == 0
+    assert summary["learner"]["agent"]["online_episodes"] == 2
+    assert min(summary["actor"]["versions"].values()) >= 0  # weights reached the actor over TLS
