@@ -186,8 +186,7 @@ class LocalRun:
         self.eval_env = make_env(cfg, min(cfg.online.eval_episodes, 100))
         self.train_env = make_env(cfg, cfg.online.num_envs)
         env = self.train_env
-        obs_spec = ObsSpec(state_dim=env.state_dim, proprio_dim=getattr(env, "proprio_dim", 0),
-                           cameras=getattr(env, "cameras", ()))
+        obs_spec = ObsSpec(state_dim=env.state_dim, proprio_dim=env.proprio_dim, cameras=env.cameras)
         action_dim = len(env.action_low)
         self.policy = cfg.policy.build(obs_spec, action_dim)
         parl = cfg.method_parl()

@@ -6,9 +6,19 @@ import numpy as np
 
 
 class VecEnv:
-    """Subclasses set ``num_envs`` and implement ``reset_one(i, seed)``, ``observation()`` and ``step(actions)``."""
+    """Subclasses set ``num_envs`` and what they observe, and implement ``reset_one(i, seed)``, ``observation()``
+    and ``step(actions) -> (obs, rewards, terminated, truncated)`` (no auto-reset; ``terminated`` is success)."""
 
     num_envs: int
+    # What each observation holds: ``state`` [state_dim] (0: none), or ``images/<camera>`` [image_size,
+    # image_size, 3] uint8 for each of ``cameras`` and ``proprio`` [proprio_dim].
+    state_dim: int = 0
+    proprio_dim: int = 0
+    cameras: tuple[str, ...] = ()
+    image_size: int = 0
+    # The action bounds, per dimension (float32 arrays).
+    action_low: np.ndarray
+    action_high: np.ndarray
 
     def reset_one(self, i: int, seed: int) -> None:
         raise NotImplementedError
