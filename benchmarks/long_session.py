@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from robot_parl import typed_config
 from robot_parl.files import atomic_write
 from robot_parl.runtime.config import FinetuneConfig
@@ -94,23 +96,27 @@ def run(steps: int, capacity: int, every_s: float, out: Path) -> dict:
 
 
 def summarize(result: dict) -> dict:
-    """Memory growth before and after replay filled, and the checkpoints' largest footprint."""
+    """Memory growth while replay fills and once it is full (medians of the first and last thirds of each part:
+    checkpoints briefly add their save buffers), and the checkpoints' largest footprint."""
     samples = result["samples"]
-    full = next((s for s in samples if s["env_steps"] >= result["online_capacity"]), None)
+    capacity = result["online_capacity"]
 
     def growth_per_1k(part: list[dict]) -> float | None:
-        if len(part) < 2 or part[-1]["env_steps"] == part[0]["env_steps"]:
+        third = len(part) // 3
+        if third < 1:
             return None
-        return round((part[-1]["learner_rss_mb"] - part[0]["learner_rss_mb"]) * 1000
-                     / (part[-1]["env_steps"] - part[0]["env_steps"]), 2)
+        first, last = part[:third], part[-third:]
+        steps = np.median([s["env_steps"] for s in last]) - np.median([s["env_steps"] for s in first])
+        rss = np.median([s["learner_rss_mb"] for s in last]) - np.median([s["learner_rss_mb"] for s in first])
+        return round(float(rss * 1000 / steps), 2) if steps else None
 
-    before = [s for s in samples if full is None or s["env_steps"] <= full["env_steps"]]
-    # after the first eviction plus a settling sample: allocator pools reach their working size
-    after = [s for s in samples if full is not None and s["env_steps"] >= 1.5 * result["online_capacity"]]
+    filling = [s for s in samples if s["env_steps"] <= capacity]
+    full = [s for s in samples if s["env_steps"] > capacity]
     return {"env_steps": samples[-1]["env_steps"] if samples else 0,
-            "rss_mb_per_1k_steps_while_filling": growth_per_1k(before),
-            "rss_mb_per_1k_steps_once_full": growth_per_1k(after),
-            "learner_rss_mb_last": samples[-1]["learner_rss_mb"] if samples else None,
+            "rss_mb_per_1k_steps_while_filling": growth_per_1k(filling),
+            "rss_mb_per_1k_steps_once_full": growth_per_1k(full),
+            "learner_rss_mb_median_once_full": round(float(np.median([s["learner_rss_mb"] for s in full])), 1)
+            if full else None,
             "checkpoints_mb_max": max((s["checkpoints_mb"] for s in samples), default=None),
             "checkpoints_max": max((s["checkpoints"] for s in samples), default=None),
             "store_mb_last": samples[-1]["store_mb"] if samples else None}
