@@ -10,6 +10,7 @@ no distillation), both compared against the BC policy alone.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import time
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from robot_parl.rl.agent import ParlAgent
 from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
 from robot_parl.rl.critic import QEnsemble
 from robot_parl.rl.store_episodes import StoreFeed, write_episode
+from robot_parl.robots.sim import TASKS
+from robot_parl.robots.sim.gym_vec import GymVecEnv
 from robot_parl.robots.sim.point_reach import (
     ExpertConfig,
     PointReachConfig,
@@ -44,10 +47,10 @@ from robot_parl.robots.sim.tabletop_expert import TabletopExpertConfig
 from robot_parl.robots.sim.tabletop_vec import TabletopVecEnv
 from robot_parl.runtime.config import resolve_parl
 from robot_parl.runtime.resume import load_latest, save_checkpoint
-from robot_parl.typed_config import require
+from robot_parl.typed_config import ConfigError, require
 
 Method = Literal["parl", "rerank"]
-EnvName = Literal["point_reach", "reach", "push", "pick", "place", "stack"]
+BUILT_IN = ("point_reach", *TASKS)  # else a gymnasium id or module:EnvId (robots/sim/gym_vec.py)
 EVAL_SEED_BASE = 1_000_000  # evaluation layouts never overlap training ones
 
 
@@ -80,6 +83,28 @@ class OnlineConfig:
         require(self.eval_episodes >= 1, "eval_episodes", "an integer >= 1", self.eval_episodes)
         require(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
         require(self.keep_checkpoints >= 0, "keep_checkpoints", "an integer >= 0 (0: all)", self.keep_checkpoints)
+
+
+@dataclass
+class GymRunConfig:
+    """A gymnasium environment of your own (``env``: its id or module:EnvId; see robots/sim/gym_vec.py)."""
+
+    horizon: int = 0  # steps before an episode ends as a failure (0: only the environment's own limits)
+    # Its scripted expert, for the demonstrations: module:function(obs, rng) -> actions [M, A] in the environment's
+    # units, for a batch of observations (flat keys: state, proprio, images/<camera>) and a numpy Generator.
+    expert: str = ""
+
+    def validate(self) -> None:
+        require(self.horizon >= 0, "horizon", "an integer >= 0 (0: the environment's own limits)", self.horizon)
+        require(not self.expert or ":" in self.expert, "expert", "module:function", self.expert)
+
+    def load_expert(self):
+        """The expert function ``expert`` names."""
+        module, _, name = self.expert.partition(":")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as err:
+            raise ConfigError("gym.expert", f"cannot load {self.expert!r}: {err}") from None
 
 
 @dataclass
@@ -129,13 +154,19 @@ class LocalRunConfig:
 
     seed: int = 0
     method: Method = "parl"
-    env: EnvName = "point_reach"
+    env: str = "point_reach"  # point_reach, a MuJoCo tabletop task, or any gymnasium id / module:EnvId
     task: PointReachConfig = field(default_factory=PointReachConfig)  # env = point_reach
-    tabletop: TabletopRunConfig = field(default_factory=TabletopRunConfig)  # the other envs
+    tabletop: TabletopRunConfig = field(default_factory=TabletopRunConfig)  # the MuJoCo tabletop tasks
+    gym: GymRunConfig = field(default_factory=GymRunConfig)  # any other gymnasium environment
     demos: DemoConfig = field(default_factory=DemoConfig)
     policy: PolicyConfig = field(default_factory=_cpu_policy)
     parl: ParlConfig = field(default_factory=_cpu_parl)
     online: OnlineConfig = field(default_factory=OnlineConfig)
+
+    def validate(self) -> None:
+        if self.env not in BUILT_IN:
+            require(bool(self.gym.expert), "gym.expert",
+                    f"module:function, the scripted expert of {self.env!r} for the demonstrations", self.gym.expert)
 
     def method_parl(self) -> ParlConfig:
         """The algorithm settings the chosen method runs with (a VLA card's overrides applied)."""
@@ -146,11 +177,16 @@ class LocalRunConfig:
 
 
 def make_env(cfg: LocalRunConfig, num_envs: int):
-    """The session's batched environment (PointReach, or a state-based MuJoCo tabletop task)."""
+    """The session's batched environment (PointReach, a MuJoCo tabletop task, or a gymnasium environment)."""
     if cfg.env == "point_reach":
         return PointReachVecEnv(num_envs, cfg.task)
-    t = cfg.tabletop
-    return TabletopVecEnv(num_envs, cfg.env, t.horizon, t.obs_mode, t.image_size, t.cameras)
+    if cfg.env in TASKS:
+        t = cfg.tabletop
+        return TabletopVecEnv(num_envs, cfg.env, t.horizon, t.obs_mode, t.image_size, t.cameras)
+    try:
+        return GymVecEnv(cfg.env, num_envs, cfg.gym.horizon)
+    except ValueError as err:
+        raise ConfigError("env", str(err)) from None
 
 
 def collect_demos(cfg: LocalRunConfig) -> list[Rollout]:
@@ -160,7 +196,10 @@ def collect_demos(cfg: LocalRunConfig) -> list[Rollout]:
     seeds = [cfg.seed * 100_000 + i for i in range(cfg.demos.episodes)]
     if cfg.env == "point_reach":
         return run_episodes(env, seeds, lambda obs: (expert_actions(obs["state"], cfg.demos.expert, rng), None))
-    return run_episodes(env, seeds, lambda obs: (env.expert_actions(cfg.tabletop.expert, cfg.seed), None))
+    if cfg.env in TASKS:
+        return run_episodes(env, seeds, lambda obs: (env.expert_actions(cfg.tabletop.expert, cfg.seed), None))
+    expert = cfg.gym.load_expert()
+    return run_episodes(env, seeds, lambda obs: (env.from_env(expert(obs, rng)), None))
 
 
 def _torch_obs(obs: dict[str, np.ndarray]) -> dict:
