@@ -182,7 +182,9 @@ def recordings(tmp_path_factory):
     folder = tmp_path_factory.mktemp("realsense")
     paths = {"AAA": folder / "AAA.db3", "BBB": folder / "BBB.db3"}
     _record(paths["AAA"], "AAA", [1, 2, 4])
-    _record(paths["BBB"], "BBB", [1, 2, 3])
+    # Opened as a connected device (no queue, newest frameset only, playback running from pipeline start):
+    # two seconds of frames, so a loaded machine that starts the depth stream late still sees pairs.
+    _record(paths["BBB"], "BBB", list(range(1, 61)))
     return paths
 
 
