@@ -37,7 +37,7 @@ CAMERAS = "cameras=[{name: front, width: 64, height: 64}, {name: wrist, width: 6
 def session_config(steps: int, capacity: int) -> FinetuneConfig:
     return typed_config.load(FinetuneConfig, overrides=[
         "sim=pick", f"robot_overrides=['{CAMERAS}']", "policy.kind=gaussian", "policy.gaussian.hidden_dims=[64]",
-        "parl.num_samples=4", "parl.top_k=2", "parl.local_steps=1", "parl.step_size=0.1",
+        "parl.num_samples=4", "parl.top_k=2", "parl.local_steps=1",
         "parl.critic.ensemble_size=2", "parl.critic.hidden_dims=[64]", "parl.critic.embedding_dim=64",
         "parl.critic.image_encoder=small_cnn", "parl.critic.image_size=64", "parl.critic.batch_size=32",
         "parl.schedule.offline_steps=0", "parl.schedule.critic_utd=0.1", "parl.schedule.distill_utd=0.02",

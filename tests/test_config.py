@@ -6,9 +6,11 @@ from robot_parl.runtime.local_run import LocalRunConfig
 from robot_parl.typed_config import ConfigError
 
 
-def test_defaults_are_the_papers():
+def test_defaults_are_the_papers_with_a_safe_local_step():
     cfg = ParlConfig()
-    assert (cfg.num_samples, cfg.top_k, cfg.local_steps, cfg.step_size) == (32, 10, 10, 3e-4)
+    assert (cfg.num_samples, cfg.top_k) == (32, 10)
+    # the local step is in units of the policy's spread, within a trust region, on a pessimistic score (action_opt)
+    assert (cfg.local_steps, cfg.step_size, cfg.trust_region, cfg.pessimism) == (2, 0.5, 1.0, 1.0)
     c = cfg.critic
     assert (c.ensemble_size, c.target_heads, c.gamma, c.polyak, c.lr, c.batch_size, c.cql_alpha) == (
         10, 2, 0.99, 5e-3, 3e-4, 256, 0.005)
@@ -19,7 +21,8 @@ def test_defaults_are_the_papers():
     (["parl.step_size=-1"], "parl.step_size", "finite number >= 0"),
     (["parl.critic.ensemble_sise=3"], "parl.critic.ensemble_sise", "unknown key"),
     (["parl.num_samples=eight"], "parl.num_samples", "an integer"),
-    (["parl.reduce=max"], "parl.reduce", "one of ['mean', 'min']"),
+    (["parl.pessimism=-1"], "parl.pessimism", "a finite number >= 0"),
+    (["parl.trust_region=-0.5"], "parl.trust_region", "multiple of the candidates' spread"),
     (["parl.critic.gamma=1.5"], "parl.critic.gamma", "[0, 1)"),
     (["task.min_distance=1.9"], "task.min_distance", "max_distance"),
     (["policy.kind=transformer"], "policy.kind", "diffusion"),

@@ -1,9 +1,11 @@
-"""PA-RL action optimization: global top-k by the critic, then local gradient ascent on Q.
+"""PA-RL action optimization: global top-k by the critic, then local ascent on Q inside a trust region.
 
-Given N candidates per state from any base policy, keep the k with the highest ensemble-mean Q, run
-T steps of a <- clip(a + eta * grad_a Q(s, a), low, high) on each survivor and keep its best iterate
-(so a refined candidate never scores below where it started), optionally let the replay action take
-the place of the worst survivor, and select one action per state by argmax or a softmax(Q) sample.
+Given N candidates per state from any base policy, keep the k with the best score, run T steps of
+a <- clip(a + eta * sigma * g / max|g|) on each survivor (g = grad_a score; sigma the per-dimension spread
+of that state's N candidates; clipped to the action bounds and to trust_region * sigma around the survivor's
+start) and keep its best iterate (so a refined candidate never scores below where it started), optionally
+let the replay action take the place of the worst survivor, and select one action per state by argmax or a
+softmax sample. The score is the ensemble mean minus ``pessimism`` times the ensemble's spread.
 
 Only ``critic.q(z, actions) -> [E, B, K]`` is used: any object with that method works.
 """
@@ -25,11 +27,31 @@ class HasQ(Protocol):
 
 @dataclass
 class OptimizedActions:
+    """Scores are the ensemble mean minus ``pessimism`` x the ensemble's standard deviation."""
+
     actions: torch.Tensor  # [B, A] the selected action per state
-    q: torch.Tensor  # [B] its ensemble-mean Q
+    q: torch.Tensor  # [B] its score
     topk_actions: torch.Tensor  # [B, k, A] the refined survivors (replay action included when given)
-    topk_q: torch.Tensor  # [B, k] their ensemble-mean Q
-    candidate_q: torch.Tensor  # [B, N] ensemble-mean Q of all N candidates as given
+    topk_q: torch.Tensor  # [B, k] their scores
+    candidate_q: torch.Tensor  # [B, N] scores of all N candidates as given
+    gain: torch.Tensor  # [E, B] per head: Q of the selected action minus the mean Q of the N candidates
+
+    def sure(self, margin: float = 1.0) -> torch.Tensor:
+        """[B] bool: the heads agree the selected action beats the policy's own candidates (their mean gain exceeds
+        ``margin`` times its standard deviation over the heads)."""
+        return self.gain.mean(0) > margin * self.gain.std(0, unbiased=False)
+
+    def trust(self) -> dict[str, float]:
+        """For logs: the gain the critic claims over the policy's own candidates (mean over heads and states), how
+        much its heads disagree about it, and the share of states where they agree it is a gain (``sure``). A
+        claimed gain within the heads' disagreement says the critic cannot tell the candidates apart yet."""
+        return {"gain": self.gain.mean().item(), "gain_spread": self.gain.std(0, unbiased=False).mean().item(),
+                "sure": self.sure().float().mean().item()}
+
+
+def mean_trust(records: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of :meth:`OptimizedActions.trust` records, keys prefixed ``critic_`` (empty for no records)."""
+    return {f"critic_{k}": round(sum(r[k] for r in records) / len(records), 5) for k in (records[0] if records else ())}
 
 
 def _finite(x: torch.Tensor, what: str) -> torch.Tensor:
@@ -39,11 +61,11 @@ def _finite(x: torch.Tensor, what: str) -> torch.Tensor:
     return x
 
 
-def _scores(critic: HasQ, z: torch.Tensor, actions: torch.Tensor, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ensemble mean, reduced-for-ascent) Q, each [B, K]."""
+def _scores(critic: HasQ, z: torch.Tensor, actions: torch.Tensor, pessimism: float) -> tuple[torch.Tensor,
+                                                                                          torch.Tensor]:
+    """(score [B, K], per-head Q [E, B, K])."""
     q = _finite(critic.q(z, actions), "critic Q")
-    mean = q.mean(0)
-    return mean, (mean if reduce == "mean" else q.min(0).values)
+    return q.mean(0) - pessimism * q.std(0, unbiased=False), q
 
 
 def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -89,29 +111,35 @@ def optimize_actions(
 
     z = z.detach()
     with torch.no_grad():
-        candidate_q, _ = _scores(critic, z, candidates, cfg.reduce)
+        candidate_q, candidate_heads = _scores(critic, z, candidates, cfg.pessimism)
     top_q, top_idx = candidate_q.topk(cfg.top_k, dim=1)
     start = _gather(candidates, top_idx).detach()
-
     best_a, best_q = start.clone(), top_q.clone()
-    a = start
-    for _ in range(cfg.local_steps):
-        a = a.detach().requires_grad_(True)
-        with torch.enable_grad():
-            mean, ascent = _scores(critic, z, a, cfg.reduce)
-            (grad,) = torch.autograd.grad(ascent.sum(), a)
-        _keep_best(best_a, best_q, a.detach(), mean.detach())
-        a = torch.maximum(torch.minimum(a.detach() + cfg.step_size * _finite(grad, "dQ/da"), high), low)
-    if cfg.local_steps > 0:
-        with torch.no_grad():
-            mean, _ = _scores(critic, z, a, cfg.reduce)
-        _keep_best(best_a, best_q, a, mean)
 
+    if cfg.local_steps > 0 and cfg.step_size > 0 and cfg.trust_region > 0:
+        sigma = candidates.std(1, unbiased=False)[:, None]  # [B, 1, A]
+        lo = torch.maximum(start - cfg.trust_region * sigma, low)
+        hi = torch.minimum(start + cfg.trust_region * sigma, high)
+        lo = torch.minimum(lo, hi)  # a candidate outside the bounds is pulled onto them
+        a = start
+        for step in range(cfg.local_steps):
+            a = a.detach().requires_grad_(True)
+            with torch.enable_grad():
+                score, _ = _scores(critic, z, a, cfg.pessimism)
+                (grad,) = torch.autograd.grad(score.sum(), a)
+            if step > 0:  # the start's score is known
+                _keep_best(best_a, best_q, a.detach(), score.detach())
+            direction = _finite(grad, "dQ/da") / grad.abs().amax(-1, keepdim=True).clamp_min(1e-12)
+            a = torch.maximum(torch.minimum(a.detach() + cfg.step_size * sigma * direction, hi), lo)
+        with torch.no_grad():
+            score, _ = _scores(critic, z, a, cfg.pessimism)
+        _keep_best(best_a, best_q, a, score)
+
+    rows = torch.arange(b, device=best_q.device)
     if replay_actions is not None:
         with torch.no_grad():
-            replay_q, _ = _scores(critic, z, replay_actions[:, None], cfg.reduce)
+            replay_q, _ = _scores(critic, z, replay_actions[:, None], cfg.pessimism)
         worst = best_q.argmin(dim=1)
-        rows = torch.arange(b, device=best_q.device)
         best_a[rows, worst] = replay_actions.to(best_a.dtype)
         best_q[rows, worst] = replay_q[:, 0]
 
@@ -120,8 +148,11 @@ def optimize_actions(
     else:
         probs = torch.softmax(best_q / cfg.softmax_temperature, dim=1)
         choice = noise.multinomial(probs, generator)[:, 0]
-    rows = torch.arange(b, device=best_q.device)
-    return OptimizedActions(best_a[rows, choice], best_q[rows, choice], best_a, best_q, candidate_q)
+    chosen = best_a[rows, choice]
+    with torch.no_grad():
+        _, chosen_heads = _scores(critic, z, chosen[:, None], cfg.pessimism)
+    gain = chosen_heads[..., 0] - candidate_heads.mean(-1)
+    return OptimizedActions(chosen, best_q[rows, choice], best_a, best_q, candidate_q, gain)
 
 
 def _keep_best(best_a: torch.Tensor, best_q: torch.Tensor, a: torch.Tensor, q: torch.Tensor) -> None:

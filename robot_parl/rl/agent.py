@@ -78,7 +78,8 @@ class ParlAgent:
 
     def act(self, obs: Obs, candidates: torch.Tensor | None = None) -> Decision:
         """The acting step of every runner (actor, evaluation, in-process sessions): candidates from the policy
-        (or given), scored, refined and selected by the critic (argmax), in policy space."""
+        (or given), scored, refined and selected by the critic (argmax), in policy space; where the critic's heads
+        do not agree its choice beats the policy's candidates (``cfg.gate``), the policy's first sample."""
         t0 = time.perf_counter()
         obs = obs_to(obs, self.device)
         candidates = self.sample_candidates(obs) if candidates is None else candidates.to(self.device)
@@ -87,8 +88,9 @@ class ParlAgent:
             z = self.critic.encode(obs)
         t2 = time.perf_counter()
         opt = optimize_actions(self.critic, z, candidates, self.cfg, self.low, self.high)
+        actions = torch.where(opt.sure(self.cfg.gate)[:, None], opt.actions, candidates[:, 0])
         t3 = time.perf_counter()
-        return Decision(opt.actions.cpu(), candidates.cpu(), opt,
+        return Decision(actions.cpu(), candidates.cpu(), opt,
                         {"sample": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "optimize": (t3 - t2) * 1e3})
 
     # data ---------------------------------------------------------------------------------------

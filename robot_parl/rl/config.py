@@ -100,15 +100,28 @@ class ScheduleConfig:
 
 @dataclass
 class ParlConfig:
-    """PA-RL: N candidates, global top-k, T local ascent steps of size eta, selection, critic, schedule."""
+    """PA-RL: N candidates, global top-k, T local ascent steps in a trust region, pessimistic selection, critic,
+    schedule."""
 
     num_samples: int = 32
     top_k: int = 10
-    local_steps: int = 10
-    step_size: float = 3e-4
-    # How the ensemble is reduced for gradient ascent; ranking always uses the ensemble mean.
-    reduce: Literal["mean", "min"] = "mean"
+    # Local ascent works in units of the policy's own spread: sigma, per state and action dimension, is the
+    # standard deviation of that state's N candidates. A step moves a survivor step_size * sigma along the
+    # gradient (its largest component), and a survivor never leaves the box of trust_region * sigma around
+    # where it started: the critic may refine what the policy proposes, not take the robot where the policy
+    # never goes and the critic has never been corrected.
+    local_steps: int = 2
+    step_size: float = 0.5
+    trust_region: float = 1.0
+    # Every ranking, ascent and selection uses the score mean - pessimism * std over the ensemble's heads:
+    # where the heads disagree, the critic is guessing and a candidate's score drops.
+    pessimism: float = 1.0
     distill_select: Literal["argmax", "softmax"] = "argmax"
+    # The critic's choice is acted on and distilled only where its heads agree it beats the policy's own candidates:
+    # its mean gain over them exceeds this many standard deviations of that gain over the heads
+    # (OptimizedActions.sure). Elsewhere the robot acts with the policy's own sample and distillation leaves the
+    # state out. 0: wherever the heads' mean gain is positive.
+    gate: float = 1.0
     softmax_temperature: float = 1.0
     # Distillation draws its own batches: this many transitions (0: critic.batch_size), and accumulates the
     # policy's gradients over micro-batches of distill_micro_batch rows (0: the whole batch at once), so a 7B
@@ -124,7 +137,12 @@ class ParlConfig:
                 f"an integer in [1, num_samples={self.num_samples}]", self.top_k)
         require(self.local_steps >= 0, "local_steps", "an integer >= 0", self.local_steps)
         require(self.step_size >= 0 and math.isfinite(self.step_size), "step_size",
-                "a finite number >= 0", self.step_size)
+                "a finite number >= 0 (a fraction of the candidates' spread)", self.step_size)
+        require(self.trust_region >= 0 and math.isfinite(self.trust_region), "trust_region",
+                "a finite number >= 0 (a multiple of the candidates' spread)", self.trust_region)
+        require(self.gate >= 0 and math.isfinite(self.gate), "gate", "a finite number >= 0", self.gate)
+        require(self.pessimism >= 0 and math.isfinite(self.pessimism), "pessimism", "a finite number >= 0",
+                self.pessimism)
         require(self.softmax_temperature > 0, "softmax_temperature", "a positive number",
                 self.softmax_temperature)
         require(self.distill_batch_size >= 0, "distill_batch_size", "an integer >= 0 (0: critic.batch_size)",

@@ -29,6 +29,7 @@ from robot_parl.data.episode_store import KeySpec
 from robot_parl.eval.live import LiveView, parse_address
 from robot_parl.models.base import copy_state
 from robot_parl.models.encoders import robot_obs
+from robot_parl.rl.action_opt import mean_trust
 from robot_parl.robots.remote import RemoteRobotEnv
 from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.runtime.journal import Journal
@@ -97,7 +98,9 @@ class Actor:
         self.operator = operator
         self.quit = False
         self._waited = 0.0  # seconds the current pause between episodes has spent waiting for the learner
-        self._spread: list[float] = []  # per step: std of the critic's Q over the N candidates
+        # per step: std of the critic's score over the N candidates, and OptimizedActions.trust()
+        self._spread: list[float] = []
+        self._trust: list[dict[str, float]] = []
         self._q: tuple[np.ndarray, float] = (np.zeros(0), 0.0)  # the last decision: candidates' Q, chosen Q
         self.live = self._open_live_view(Path(out_dir))
         from torch.utils.tensorboard import SummaryWriter
@@ -191,6 +194,7 @@ class Actor:
         self.latency_ms.update(decision.latency_ms)
         q = decision.optimized.candidate_q[0]
         self._spread.append(q.std().item())
+        self._trust.append(decision.optimized.trust())
         self._q = (q.cpu().numpy(), decision.optimized.q[0].item())
         return self.actions.to_robot(decision.actions[0].numpy()), self.actions.to_robot(decision.candidates[0].numpy())
 
@@ -321,14 +325,17 @@ class Actor:
         return success
 
     def _log_episode(self, steps: int) -> None:
-        """TensorBoard, per episode: outcome, length, versions, candidate Q spread, latencies."""
+        """TensorBoard, per episode: outcome, length, versions, candidate Q spread, OptimizedActions.trust() (README:
+        is the critic trusted too early?), latencies."""
         n = self.counters["episodes"]
         scalars = {"success": float(self.successes[-1]), "steps": steps, "candidate_q_spread": np.mean(self._spread),
+                   **mean_trust(self._trust),
                    **{f"version_{k}": v for k, v in self.versions.items()},
                    **{f"latency_ms/{k}": v for k, v in self.latency_ms.items()}}
         for k, v in scalars.items():
             self.tensorboard.add_scalar(f"actor/{k}", float(v), n)
         self._spread.clear()
+        self._trust.clear()
 
     # between episodes ---------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -31,6 +32,7 @@ from robot_parl.models.bc import train_bc
 from robot_parl.models.diffusion import DiffusionConfig
 from robot_parl.models.encoders import unflatten_obs
 from robot_parl.models.factory import PolicyConfig
+from robot_parl.rl.action_opt import mean_trust
 from robot_parl.rl.agent import ParlAgent
 from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
 from robot_parl.rl.critic import QEnsemble
@@ -127,14 +129,10 @@ class TabletopRunConfig:
 
 
 def _cpu_parl() -> ParlConfig:
-    # The paper's defaults cost ~12 s per critic update on one CPU core; this task has a 4-D state
-    # and 2-D actions, so a small critic and fewer candidates keep a run within CPU-minutes.
-    # The ascent step is far larger than the paper's 3e-4: here the policy has to become faster than
-    # its demonstrations, and 3e-4 moves an action by < 1e-3, leaving distillation only best-of-N
-    # samples to learn from (measured on seed 0 with 150 online episodes: 33% success with 3e-4 x 1
-    # step, 82% with 0.05 x 2 steps; 0.1 x 2 steps reached 89% after 100).
+    # The paper's defaults cost ~12 s per critic update on one CPU core; these tasks have small states and
+    # actions, so a small critic and fewer candidates keep a run within CPU-minutes.
     return ParlConfig(
-        num_samples=16, top_k=4, local_steps=2, step_size=0.1,
+        num_samples=16, top_k=4,
         critic=CriticConfig(ensemble_size=4, hidden_dims=(128, 128), state_hidden_dims=(128,), embedding_dim=128,
                             batch_size=128),
         schedule=ScheduleConfig(offline_steps=500, warmup_episodes=0, offline_fraction=0.25),
@@ -165,6 +163,8 @@ class LocalRunConfig:
 
     def validate(self) -> None:
         if self.env not in BUILT_IN:
+            require(":" in self.env or self.env in gym.registry, "env",
+                    f"one of {list(BUILT_IN)}, a registered gymnasium id or module:EnvId", self.env)
             require(bool(self.gym.expert), "gym.expert",
                     f"module:function, the scripted expert of {self.env!r} for the demonstrations", self.gym.expert)
 
@@ -234,6 +234,7 @@ class LocalRun:
         self.agent = ParlAgent(self.policy, critic, parl, low, high, seed=cfg.seed)
         self.eval_seeds = [EVAL_SEED_BASE + i for i in range(cfg.online.eval_episodes)]
         self.curve: list[dict] = []
+        self._trust: list[dict[str, float]] = []  # OptimizedActions.trust() of the decisions since the last point
         typed_config.save(cfg, self.out / "config.yaml")
         # Every episode (demonstrations and rollouts) is committed to the episode store first and reaches
         # replay from there: a crash loses at most the episode being recorded.
@@ -255,6 +256,7 @@ class LocalRun:
     def act_agent(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, torch.Tensor]:
         """Candidates from the policy, optimized and selected by the critic."""
         decision = self.agent.act(_torch_obs(obs))
+        self._trust.append(decision.optimized.trust())
         return decision.actions.numpy(), decision.candidates
 
     def evaluate(self, act, seeds: list[int] | None = None) -> float:
@@ -337,10 +339,13 @@ class LocalRun:
 
     def _record(self, started: float) -> None:
         c = self.agent.counters
+        self._trust.clear()
         point = {"online_episodes": c["online_episodes"], "env_steps": c["online_env_steps"],
                  "agent_success": self.evaluate(self.act_agent), "policy_success": self.evaluate(self.act_policy),
                  "critic_updates": c["critic_updates"], "distill_updates": c["distill_updates"],
                  "seconds": round(time.monotonic() - started, 1)}
+        # on the evaluation layouts: what the critic claims over the policy's own samples, and how sure it is
+        point.update(mean_trust(self._trust))
         self.curve.append(point)
         self.log(f"{self.cfg.method}: episodes {point['online_episodes']}: agent {point['agent_success']:.1%}, "
                  f"policy alone {point['policy_success']:.1%}")

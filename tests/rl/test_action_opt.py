@@ -27,15 +27,17 @@ def _setup(b=4, n=16, seed=0, targets=None):
     return QuadraticCritic(targets), torch.zeros(b, 8), cands
 
 
-def _mean_q(critic, actions):
-    return critic.q(torch.zeros(actions.shape[0], 8), actions).mean(0)
+def _score(critic, actions, pessimism=1.0):
+    """The default score: ensemble mean minus the ensemble's standard deviation."""
+    q = critic.q(torch.zeros(actions.shape[0], 8), actions)
+    return q.mean(0) - pessimism * q.std(0, unbiased=False)
 
 
 def test_global_step_keeps_the_true_top_k():
     critic, z, cands = _setup()
     cfg = ParlConfig(num_samples=16, top_k=5, local_steps=0)
     out = optimize_actions(critic, z, cands, cfg, LOW, HIGH)
-    true_q = _mean_q(critic, cands)
+    true_q = _score(critic, cands)
     assert torch.allclose(out.candidate_q, true_q)
     expected = true_q.topk(5, dim=1).values
     assert torch.allclose(out.topk_q, expected)
@@ -49,19 +51,19 @@ def test_local_ascent_never_lowers_q_and_improves():
     critic, z, cands = _setup()
     cfg = ParlConfig(num_samples=16, top_k=5, local_steps=10, step_size=0.05)
     out = optimize_actions(critic, z, cands, cfg, LOW, HIGH)
-    start = _mean_q(critic, cands).topk(5, dim=1).values
+    start = _score(critic, cands).topk(5, dim=1).values
     assert (out.topk_q >= start - 1e-6).all()
     assert (out.topk_q > start + 1e-3).float().mean() > 0.9
-    # topk_q is the ensemble-mean Q of the returned actions, not a stale number
-    assert torch.allclose(out.topk_q, _mean_q(critic, out.topk_actions), atol=1e-6)
+    # topk_q is the score of the returned actions, not a stale number
+    assert torch.allclose(out.topk_q, _score(critic, out.topk_actions), atol=1e-6)
 
 
 def test_best_iterate_is_kept_when_steps_overshoot():
     critic, z, cands = _setup()
     # a huge step jumps far past the optimum: the best iterate (the start) must be kept
-    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=3, step_size=50.0)
+    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=3, step_size=50.0, trust_region=100.0)
     out = optimize_actions(critic, z, cands, cfg, LOW, HIGH)
-    start = _mean_q(critic, cands).topk(5, dim=1).values
+    start = _score(critic, cands).topk(5, dim=1).values
     assert (out.topk_q >= start - 1e-6).all()
 
 
@@ -70,7 +72,7 @@ def test_actions_stay_within_bounds():
     critic, z, cands = _setup(targets=targets)
     low, high = torch.tensor([-0.5, -0.7, -1.0]), torch.tensor([0.6, 0.4, 0.2])
     cands = cands.clamp(low, high)
-    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=10, step_size=0.5)
+    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=10, step_size=0.5, trust_region=10.0)
     out = optimize_actions(critic, z, cands, cfg, low, high)
     for x in (out.actions, out.topk_actions):
         assert (x >= low - 1e-7).all() and (x <= high + 1e-7).all()
@@ -89,7 +91,7 @@ def test_replay_action_replaces_the_worst_survivor():
         worst = plain.topk_q[b].argmin()
         kept = [j for j in range(5) if j != worst]
         assert torch.equal(out.topk_actions[b, kept], plain.topk_actions[b, kept])
-    assert torch.allclose(out.topk_q, _mean_q(critic, out.topk_actions), atol=1e-6)
+    assert torch.allclose(out.topk_q, _score(critic, out.topk_actions), atol=1e-6)
 
 
 def test_softmax_selection_samples_by_q():
@@ -107,11 +109,58 @@ def test_softmax_selection_samples_by_q():
     assert argmax.q.item() == pytest.approx(topk_q.max().item())
 
 
-def test_mean_and_min_reduce_differ_in_ascent_direction():
+def test_refined_actions_stay_in_the_trust_region_of_the_policys_spread():
     critic, z, cands = _setup()
-    out_mean = optimize_actions(critic, z, cands, ParlConfig(16, 5, 5, 0.05, reduce="mean"), LOW, HIGH)
-    out_min = optimize_actions(critic, z, cands, ParlConfig(16, 5, 5, 0.05, reduce="min"), LOW, HIGH)
-    assert not torch.allclose(out_mean.topk_actions, out_min.topk_actions)
+    cands = 0.1 * cands  # a confident policy: spread ~0.06 per dimension
+    sigma = cands.std(1, unbiased=False)
+    for region in (0.25, 1.0):
+        cfg = ParlConfig(num_samples=16, top_k=5, local_steps=10, step_size=0.5, trust_region=region)
+        out = optimize_actions(critic, z, cands, cfg, LOW, HIGH)
+        # each survivor is within region * sigma of a candidate (its start), and the ascent used the room
+        moved = (out.topk_actions[:, :, None] - cands[:, None]).abs() / sigma[:, None, None]
+        nearest = moved.amax(-1).amin(-1)
+        assert (nearest <= region + 1e-5).all()
+        assert nearest.amax() > 0.9 * region
+
+
+def test_a_policy_without_spread_is_not_moved():
+    critic, z, cands = _setup()
+    same = cands[:, :1].expand_as(cands).clone()
+    out = optimize_actions(critic, z, same, ParlConfig(16, 5, local_steps=5, step_size=1.0), LOW, HIGH)
+    assert torch.equal(out.actions, same[:, 0])
+
+
+def test_the_step_does_not_depend_on_the_scale_of_q():
+    critic, z, cands = _setup()
+
+    class Scaled:
+        def q(self, z, actions):
+            return 1000.0 * critic.q(z, actions)
+
+    cfg = ParlConfig(num_samples=16, top_k=5, local_steps=3, step_size=0.3)
+    small = optimize_actions(critic, z, cands, cfg, LOW, HIGH)
+    large = optimize_actions(Scaled(), z, cands, cfg, LOW, HIGH)
+    assert torch.allclose(small.topk_actions, large.topk_actions, atol=1e-5)
+
+
+def test_pessimism_prefers_actions_the_heads_agree_on():
+    # Two heads agree near +0.5 in the first dimension and disagree about everything else.
+    class Split:
+        def q(self, z, actions):
+            x = actions[..., 0]
+            agree = -(x - 0.5) ** 2
+            return torch.stack([agree + 2.0 * x.clamp_max(0).abs(), agree - 2.0 * x.clamp_max(0).abs()]) + 0 * z.sum()
+
+    z = torch.zeros(1, 8)
+    cands = torch.tensor([[[0.5, 0.0, 0.0], [-0.9, 0.0, 0.0]]])
+    mean_only = optimize_actions(Split(), z, cands, ParlConfig(2, 2, local_steps=0, pessimism=0.0), LOW, HIGH)
+    pessimist = optimize_actions(Split(), z, cands, ParlConfig(2, 2, local_steps=0, pessimism=1.0), LOW, HIGH)
+    assert mean_only.candidate_q[0].tolist() == pytest.approx([0.0, -1.96])
+    assert pessimist.candidate_q[0].tolist() == pytest.approx([0.0, -1.96 - 1.8])
+    # per head, the chosen action (Q 0) against the mean of both candidates: heads [0, -0.16] and [0, -3.76]
+    assert pessimist.gain[:, 0].tolist() == pytest.approx([0.08, 1.88])
+    assert pessimist.trust() == pytest.approx({"gain": 0.98, "gain_spread": 0.9, "sure": 1.0})
+    assert (pessimist.sure(1.0).tolist(), pessimist.sure(1.2).tolist()) == ([True], [False])
 
 
 @pytest.mark.parametrize("bad", ["nan_candidates", "inf_replay", "nan_q"])

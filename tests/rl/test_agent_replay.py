@@ -6,15 +6,16 @@ from robot_parl.models.diffusion import DiffusionConfig, DiffusionPolicy
 from robot_parl.rl.agent import ParlAgent
 from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
 from robot_parl.rl.critic import QEnsemble
+from robot_parl.rl.distill import distill_step
 from robot_parl.rl.replay import Episode, Replay, monte_carlo_returns, n_step_targets
 
 N = 6
 
 
-def _agent(seed=0, **schedule):
+def _agent(seed=0, gate=1.0, **schedule):
     torch.manual_seed(seed)
     spec = ObsSpec(state_dim=3)
-    cfg = ParlConfig(num_samples=N, top_k=2, local_steps=1, step_size=0.01,
+    cfg = ParlConfig(num_samples=N, top_k=2, local_steps=1, step_size=0.01, gate=gate,
                      critic=CriticConfig(ensemble_size=3, hidden_dims=(16,), state_hidden_dims=(16,), embedding_dim=16,
                                          batch_size=8),
                      schedule=ScheduleConfig(**schedule))
@@ -50,11 +51,16 @@ def test_replay_transitions_next_obs_and_mixing():
         assert torch.equal(batch.actions[i], ep.actions[t])
         assert torch.equal(batch.next_candidates[i], ep.candidates[t + 1])
         assert batch.discounts[i] == pytest.approx(0.0 if t == 3 else 0.9)
-    online = _episode(agent, t=4, seed=1)
-    replay.add_episode(online, online=True)
-    batch = replay.sample(40, 0.25)
-    from_online = sum(any(torch.equal(s, o) for o in online.obs["state"][:-1]) for s in batch.obs["state"])
-    assert from_online == 30
+    replay.add_episode(_episode(agent, t=4, seed=1), online=True)
+
+    def from_offline(batch):
+        return sum(any(torch.equal(s, o) for o in ep.obs["state"][:-1]) for s in batch.obs["state"])
+
+    # while online data is not the larger part, batches are uniform over all of it: 4 of 8 transitions offline
+    assert from_offline(replay.sample(40, 0.25)) == 20
+    for seed in (2, 3, 4):  # 4 offline, 16 online transitions: offline_fraction holds
+        replay.add_episode(_episode(agent, t=4, seed=seed), online=True)
+    assert (from_offline(replay.sample(40, 0.25)), from_offline(replay.sample(40, 0.9))) == (10, 36)
 
 
 def test_n_step_targets_sum_rewards_and_bootstrap_n_ahead():
@@ -150,7 +156,7 @@ def test_one_update_at_a_time_makes_the_same_updates_as_all_at_once():
 
 
 def test_distillation_moves_the_policy_towards_optimized_actions():
-    agent = _agent()
+    agent = _agent(gate=0.0)
     agent.add_episode(_episode(agent), online=False)
     agent.start_online()
     before = {k: v.clone() for k, v in agent.policy.sync_state().items()}
@@ -158,6 +164,48 @@ def test_distillation_moves_the_policy_towards_optimized_actions():
     assert "distill_loss" in metrics
     after = agent.policy.sync_state()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+class _Heads:
+    """Three critic heads: Q = -|a - 0.5|^2 each (they agree), or Q, -Q and 0 (their mean is flat: no action is
+    better than another, and they disagree about every difference)."""
+
+    def __init__(self, agree: bool):
+        self.agree = agree
+
+    def encode(self, obs):
+        return obs["state"]
+
+    def q(self, z, actions):
+        q = -((actions - 0.5) ** 2).sum(-1)
+        return torch.stack([q, q, q] if self.agree else [q, -q, 0 * q])
+
+
+@pytest.mark.parametrize("agree", [True, False])
+def test_distillation_only_where_the_critic_is_sure(agree):
+    agent = _agent()
+    agent.add_episode(_episode(agent, t=12), online=False)
+    before = {k: v.clone() for k, v in agent.policy.sync_state().items()}
+    metrics = distill_step(agent.policy, _Heads(agree), agent._batch(), agent.cfg, agent.low, agent.high)
+    moved = any(not torch.equal(before[k], v) for k, v in agent.policy.sync_state().items())
+    # heads that agree: every state's best action beats the policy's own samples; heads that disagree about every
+    # difference: no state is sure, and the policy is left as it is
+    assert (metrics["distill_kept"], moved, "distill_loss" in metrics) == ((1.0, True, True) if agree else
+                                                                           (0.0, False, False))
+
+
+@pytest.mark.parametrize("agree", [True, False])
+def test_acting_follows_the_critic_only_where_it_is_sure(agree, monkeypatch):
+    agent = _agent()
+    monkeypatch.setattr(agent.critic, "q", _Heads(agree).q)
+    obs = {"state": torch.randn(16, 3, generator=torch.Generator().manual_seed(5))}
+    candidates = agent.sample_candidates(obs)
+    decision = agent.act(obs, candidates)
+    if agree:  # the critic's choice: the candidate nearest 0.5, refined towards it
+        assert torch.equal(decision.actions, decision.optimized.actions)
+        assert ((decision.actions - 0.5).norm(dim=1) <= (candidates - 0.5).norm(dim=2).min(1).values + 1e-6).all()
+    else:  # the policy's own first sample
+        assert torch.equal(decision.actions, candidates[:, 0])
 
 
 def test_checkpoint_resume_is_exact(tmp_path):

@@ -66,7 +66,8 @@ def test_finetune_session_streams_steps_trains_and_syncs_weights(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     actor_log = EventAccumulator(str(out / "actor" / "tensorboard")).Reload()
-    assert {"actor/success", "actor/candidate_q_spread", "actor/latency_ms/sample"} <= set(actor_log.Tags()["scalars"])
+    assert {"actor/success", "actor/candidate_q_spread", "actor/critic_gain", "actor/critic_sure",
+            "actor/latency_ms/sample"} <= set(actor_log.Tags()["scalars"])
     assert len(actor_log.Scalars("actor/success")) == 3
 
 

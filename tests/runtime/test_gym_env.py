@@ -73,6 +73,10 @@ def test_the_adapter_maps_bounds_never_steps_an_ended_episode_and_loads_module_i
     for _ in range(5):  # the horizon ends both episodes at step 3; LineEnv would raise if stepped after
         _, rewards, terminated, truncated = env.step(np.zeros((2, 2), np.float32))
     assert not rewards.any() and not terminated.any() and not truncated.any()  # ended: nothing more happens
+    three = GymVecEnv("test/Line-v0", 3)
+    three.reset_one(0, 7)  # a batch of one episode on three copies: the unused ones still batch, never step
+    assert three.observation()["state"].shape == (3, 2)
+    three.step(np.zeros((3, 2), np.float32))
     pick = GymVecEnv("robot_parl.robots.sim:robot_parl/Pick-v0", 1)
     pick.reset([0])
     assert pick.state_dim > 0 and pick.observation()["state"].shape == (1, pick.state_dim)

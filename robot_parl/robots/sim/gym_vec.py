@@ -53,6 +53,11 @@ class GymVecEnv(VecEnv):
         self._obs: list[dict[str, np.ndarray]] = [{} for _ in range(num_envs)]
         self._done = [True] * num_envs
         self._steps = [0] * num_envs
+        # A batch of fewer episodes than copies leaves some copies unused: they still need an observation to
+        # batch (never stepped: an unused copy counts as ended).
+        for i in range(num_envs):
+            self.reset_one(i, i)
+            self._done[i] = True
 
     def _describe(self, env_id: str, space: gym.Space) -> None:
         if isinstance(space, gym.spaces.Box):
