@@ -80,6 +80,7 @@ bench: $(STAMP) $(ROS_STAMP)
 	$(PY) -m benchmarks.replay --json benchmarks/results/replay.json
 	$(PY) -m benchmarks.vla_sampling --json benchmarks/results/vla_sampling.json
 	$(PY) -m benchmarks.parl_sim --json benchmarks/results/parl_sim.json
+	$(PY) -m benchmarks.no_dip --json benchmarks/results/no_dip.json
 	$(PY) -m benchmarks.faults --json benchmarks/results/faults.json
 
 docker:

@@ -9,6 +9,7 @@ to offline data). Everything is pure torch; environments and processes live in r
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from robot_parl.rl.critic import QEnsemble
 from robot_parl.rl.distill import distill_step
 from robot_parl.rl.replay import Episode, Replay
 from robot_parl.rl.schedule import Owed, owed_updates
+from robot_parl.rl.trust import mean_advantage, rank_z
 from robot_parl.tensor_tree import load_tree, rng_state, save_tree, set_rng_state
 
 REPLAY_FILE = "replay.safetensors"
@@ -58,8 +60,18 @@ class ParlAgent:
         self.generator = torch.Generator().manual_seed(seed)
         self.critic_optimizer = self._new_critic_optimizer()
         self.online = False
-        self.counters = {"critic_updates": 0, "online_critic_updates": 0, "distill_updates": 0, "online_env_steps": 0,
-                         "online_episodes": 0, "policy_version": 0}
+        # distill_waived: distillation updates the data earned while the critic was not trusted, never made
+        self.counters = {"critic_updates": 0, "online_critic_updates": 0, "distill_updates": 0, "distill_waived": 0,
+                         "online_env_steps": 0, "online_episodes": 0, "policy_version": 0}
+        # (mean advantage, success) of the online episodes the policy acted in alone, each scored by the critic of
+        # its arrival (before it trained on it): the trust test's evidence (rl/trust.py), and the test's last z
+        self.trial: deque[tuple[float, bool]] = deque(maxlen=cfg.trust_window)
+        self.trust_z = 0.0
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the critic acts and is distilled (rl/trust.py; always with trust_min_z = 0)."""
+        return self.cfg.trust_min_z == 0 or bool(self.critic.trusted.item())
 
     def _new_critic_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.critic.parameters(), lr=self.cfg.critic.lr)
@@ -78,8 +90,8 @@ class ParlAgent:
 
     def act(self, obs: Obs, candidates: torch.Tensor | None = None) -> Decision:
         """The acting step of every runner (actor, evaluation, in-process sessions): candidates from the policy
-        (or given), scored, refined and selected by the critic (argmax), in policy space; where the critic's heads
-        do not agree its choice beats the policy's candidates (``cfg.gate``), the policy's first sample."""
+        (or given), scored, refined and selected by the critic (argmax), in policy space; until the critic is
+        trusted (rl/trust.py), the policy's first sample is acted on instead."""
         t0 = time.perf_counter()
         obs = obs_to(obs, self.device)
         candidates = self.sample_candidates(obs) if candidates is None else candidates.to(self.device)
@@ -88,7 +100,7 @@ class ParlAgent:
             z = self.critic.encode(obs)
         t2 = time.perf_counter()
         opt = optimize_actions(self.critic, z, candidates, self.cfg, self.low, self.high)
-        actions = torch.where(opt.sure(self.cfg.gate)[:, None], opt.actions, candidates[:, 0])
+        actions = opt.actions if self.trusted else candidates[:, 0]
         t3 = time.perf_counter()
         return Decision(actions.cpu(), candidates.cpu(), opt,
                         {"sample": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "optimize": (t3 - t2) * 1e3})
@@ -96,11 +108,23 @@ class ParlAgent:
     # data ---------------------------------------------------------------------------------------
 
     def add_episode(self, episode: Episode, online: bool) -> None:
-        """Commit an episode to replay; online episodes count towards warm-up."""
+        """Commit an episode to replay; online episodes count towards warm-up and, while the critic is not trusted,
+        are evidence for the trust test."""
         self.replay.add_episode(episode, online)
         if online:
             self.counters["online_env_steps"] += episode.actions.shape[0]
             self.counters["online_episodes"] += 1
+            if not self.trusted:
+                self.trial.append((mean_advantage(self.critic, episode), episode.terminated))
+                self.check_trust()
+
+    def check_trust(self) -> bool:
+        """Run the trust test on the evidence so far; trust the critic from the first pass on (rl/trust.py)."""
+        if not self.trusted and self.trial:
+            self.trust_z = rank_z([score for score, _ in self.trial], [ok for _, ok in self.trial])
+            if self.trust_z >= self.cfg.trust_min_z:
+                self.critic.trusted.fill_(1.0)
+        return self.trusted
 
     def _batch(self, size: int = 0):
         return self.replay.sample(size or self.cfg.critic.batch_size, self.cfg.schedule.offline_fraction,
@@ -161,9 +185,14 @@ class ParlAgent:
             raise RuntimeError("train_online before start_online()")
         owed = self.owed()
         metrics: dict[str, float] = {}
+        if not self.trusted:  # nothing is distilled from a critic that has not passed the trust test
+            self.counters["distill_waived"] += owed.distill
+            owed = Owed(owed.critic, 0)
         for count, update in ((owed.critic, self.critic_update), (owed.distill, self.distill_update)):
             for _ in range(count if max_updates is None else min(count, max_updates)):
                 metrics.update(update())
+        if metrics:
+            metrics.update(critic_trusted=float(self.trusted), trust_z=self.trust_z)
         return metrics
 
     # checkpoints --------------------------------------------------------------------------------
@@ -179,6 +208,7 @@ class ParlAgent:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "online": self.online,
             "counters": dict(self.counters),
+            "trial": [list(t) for t in self.trial],
             "generator": self.generator.get_state(),
             "rng": rng_state(),
         })
@@ -201,6 +231,8 @@ class ParlAgent:
         self.critic_optimizer.load_state_dict(tree["critic_optimizer"])
         self.online = tree["online"]
         self.counters.update(tree["counters"])
+        self.trial = deque((float(score), bool(ok)) for score, ok in tree.get("trial", []))
+        self.trial = deque(self.trial, maxlen=self.cfg.trust_window)
         self.generator.set_state(tree["generator"])
         set_rng_state(tree["rng"])
         self.replay = Replay(self.cfg.critic.gamma, self.cfg.critic.n_step, self.cfg.schedule.online_capacity)

@@ -65,6 +65,14 @@ class QEnsemble(nn.Module):
             EnsembleLayerNorm(e, d) if cfg.layer_norm else nn.Identity() for d in cfg.hidden_dims
         )
         self.out = EnsembleLinear(e, dims[-1] + action_dim, 1)
+        # 1 once the critic has ranked the policy's own samples better than chance online (rl/trust.py): travels
+        # with its weights to the actor and into checkpoints
+        self.register_buffer("trusted", torch.zeros(()))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a checkpoint from before the trust test: not trusted
+        state_dict.setdefault(prefix + "trusted", torch.zeros(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def encode(self, obs: Obs, augment: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """Observation dict -> z [B, D] (DrQ shifts applied to images when ``augment``)."""

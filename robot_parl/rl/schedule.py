@@ -21,13 +21,14 @@ class Owed:
 
 
 def owed_updates(cfg: ScheduleConfig, counters: dict[str, int]) -> Owed:
-    """Updates owed by an agent with these counters (online episodes and steps, online critic and distill updates)."""
+    """Updates owed by an agent with these counters (online episodes and steps, online critic and distill updates,
+    distillation waived while the critic was not trusted)."""
     if counters["online_episodes"] < cfg.warmup_episodes:
         return Owed(0, 0)
     steps = counters["online_env_steps"]
     # the small tolerance keeps 0.1 x 30 steps at 3 updates, not 2 (the float product is 2.9999...)
     critic = math.floor(steps * cfg.critic_utd + 1e-9) - counters["online_critic_updates"]
-    distill = math.floor(steps * cfg.distill_utd + 1e-9) - counters["distill_updates"]
+    distill = math.floor(steps * cfg.distill_utd + 1e-9) - counters["distill_updates"] - counters["distill_waived"]
     return Owed(max(critic, 0), max(distill, 0))
 
 

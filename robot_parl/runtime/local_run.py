@@ -343,6 +343,7 @@ class LocalRun:
         point = {"online_episodes": c["online_episodes"], "env_steps": c["online_env_steps"],
                  "agent_success": self.evaluate(self.act_agent), "policy_success": self.evaluate(self.act_policy),
                  "critic_updates": c["critic_updates"], "distill_updates": c["distill_updates"],
+                 "critic_trusted": self.agent.trusted, "trust_z": round(self.agent.trust_z, 3),
                  "seconds": round(time.monotonic() - started, 1)}
         # on the evaluation layouts: what the critic claims over the policy's own samples, and how sure it is
         point.update(mean_trust(self._trust))

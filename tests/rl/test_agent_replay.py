@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -6,16 +8,16 @@ from robot_parl.models.diffusion import DiffusionConfig, DiffusionPolicy
 from robot_parl.rl.agent import ParlAgent
 from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
 from robot_parl.rl.critic import QEnsemble
-from robot_parl.rl.distill import distill_step
 from robot_parl.rl.replay import Episode, Replay, monte_carlo_returns, n_step_targets
+from robot_parl.rl.trust import mean_advantage, rank_z
 
 N = 6
 
 
-def _agent(seed=0, gate=1.0, **schedule):
+def _agent(seed=0, trust_min_z=0.0, **schedule):
     torch.manual_seed(seed)
     spec = ObsSpec(state_dim=3)
-    cfg = ParlConfig(num_samples=N, top_k=2, local_steps=1, step_size=0.01, gate=gate,
+    cfg = ParlConfig(num_samples=N, top_k=2, local_steps=1, step_size=0.01, trust_min_z=trust_min_z,
                      critic=CriticConfig(ensemble_size=3, hidden_dims=(16,), state_hidden_dims=(16,), embedding_dim=16,
                                          batch_size=8),
                      schedule=ScheduleConfig(**schedule))
@@ -156,7 +158,7 @@ def test_one_update_at_a_time_makes_the_same_updates_as_all_at_once():
 
 
 def test_distillation_moves_the_policy_towards_optimized_actions():
-    agent = _agent(gate=0.0)
+    agent = _agent()
     agent.add_episode(_episode(agent), online=False)
     agent.start_online()
     before = {k: v.clone() for k, v in agent.policy.sync_state().items()}
@@ -181,31 +183,49 @@ class _Heads:
         return torch.stack([q, q, q] if self.agree else [q, -q, 0 * q])
 
 
-@pytest.mark.parametrize("agree", [True, False])
-def test_distillation_only_where_the_critic_is_sure(agree):
-    agent = _agent()
-    agent.add_episode(_episode(agent, t=12), online=False)
-    before = {k: v.clone() for k, v in agent.policy.sync_state().items()}
-    metrics = distill_step(agent.policy, _Heads(agree), agent._batch(), agent.cfg, agent.low, agent.high)
-    moved = any(not torch.equal(before[k], v) for k, v in agent.policy.sync_state().items())
-    # heads that agree: every state's best action beats the policy's own samples; heads that disagree about every
-    # difference: no state is sure, and the policy is left as it is
-    assert (metrics["distill_kept"], moved, "distill_loss" in metrics) == ((1.0, True, True) if agree else
-                                                                           (0.0, False, False))
+def test_rank_z_counts_successes_scored_above_failures():
+    assert rank_z([3.0, 2.0, 1.0, 0.0], [True, True, False, False]) == pytest.approx(4 / math.sqrt(20 / 12) / 2)
+    assert rank_z([0.0, 1.0, 2.0, 3.0], [True, True, False, False]) < 0
+    assert rank_z([1.0, 1.0], [True, False]) == 0.0 and rank_z([1.0, 2.0], [True, True]) == 0.0
 
 
-@pytest.mark.parametrize("agree", [True, False])
-def test_acting_follows_the_critic_only_where_it_is_sure(agree, monkeypatch):
-    agent = _agent()
-    monkeypatch.setattr(agent.critic, "q", _Heads(agree).q)
-    obs = {"state": torch.randn(16, 3, generator=torch.Generator().manual_seed(5))}
+@pytest.mark.parametrize("ranks", ["well", "backwards"])
+def test_the_critic_acts_and_teaches_only_once_it_ranks_the_policys_samples(ranks, monkeypatch, tmp_path):
+    agent = _agent(trust_min_z=2.0, critic_utd=0.0)  # the critic stays the analytic one below
+    monkeypatch.setattr(agent.critic, "q", _Heads(agree=True).q)  # Q = -|a - 0.5|^2
+    agent.add_episode(_episode(agent), online=False)
+    agent.start_online()
+    obs = {"state": torch.randn(4, 3, generator=torch.Generator().manual_seed(5))}
     candidates = agent.sample_candidates(obs)
+    assert not agent.trusted and torch.equal(agent.act(obs, candidates).actions, candidates[:, 0])
+    for seed in range(40):
+        episode = _episode(agent, t=6, seed=100 + seed)
+        episode.actions = episode.candidates[:-1, 0].clone()  # the policy acted alone: its first sample
+        gain = mean_advantage(agent.critic, episode)
+        # the outcome follows the critic's advantage (it ranks well) or its opposite (it ranks backwards)
+        episode.terminated = (gain > 0) == (ranks == "well")
+        agent.add_episode(episode, online=True)
+        metrics = agent.train_online()
+        if agent.trusted:
+            break
+    if ranks == "backwards":
+        assert not agent.trusted and agent.trust_z < 0
+        assert agent.counters["distill_updates"] == 0 and agent.counters["distill_waived"] > 0
+        # the evidence (each episode scored on arrival) survives a checkpoint: a resumed run goes on testing it
+        agent.save(tmp_path / "ckpt", replay=False)
+        resumed = _agent(trust_min_z=2.0, critic_utd=0.0)
+        resumed.load(tmp_path / "ckpt")
+        assert list(resumed.trial) == list(agent.trial) and len(resumed.trial) == 40
+        return
+    assert metrics["critic_trusted"] == 1.0 and seed < 39 and agent.trust_z >= 2.0
     decision = agent.act(obs, candidates)
-    if agree:  # the critic's choice: the candidate nearest 0.5, refined towards it
-        assert torch.equal(decision.actions, decision.optimized.actions)
-        assert ((decision.actions - 0.5).norm(dim=1) <= (candidates - 0.5).norm(dim=2).min(1).values + 1e-6).all()
-    else:  # the policy's own first sample
-        assert torch.equal(decision.actions, candidates[:, 0])
+    assert torch.equal(decision.actions, decision.optimized.actions)  # the critic's choice now
+    waived = agent.counters["distill_waived"]
+    agent.add_episode(_episode(agent, seed=999), online=True)
+    agent.train_online()
+    assert agent.counters["distill_updates"] > 0 and agent.counters["distill_waived"] == waived
+    state = agent.critic.state_dict()
+    assert state["trusted"].item() == 1.0  # it travels with the critic's weights
 
 
 def test_checkpoint_resume_is_exact(tmp_path):
