@@ -6,11 +6,10 @@ from robot_parl.runtime.local_run import LocalRunConfig
 from robot_parl.typed_config import ConfigError
 
 
-def test_defaults_are_the_papers_with_a_safe_local_step():
+def test_defaults_are_the_papers_and_the_critic_must_earn_trust():
     cfg = ParlConfig()
-    assert (cfg.num_samples, cfg.top_k) == (32, 10)
-    # the local step is in units of the policy's spread, within a trust region, on a pessimistic score (action_opt)
-    assert (cfg.local_steps, cfg.step_size, cfg.trust_region, cfg.pessimism, cfg.trust_min_z) == (2, 0.5, 1.0, 0.0, 2.0)
+    assert (cfg.num_samples, cfg.top_k, cfg.local_steps, cfg.step_size) == (32, 10, 10, 3e-4)
+    assert (cfg.trust_region, cfg.pessimism, cfg.trust_min_z) == (0.0, 0.0, 2.0)  # rl/trust.py decides when it acts
     c = cfg.critic
     assert (c.ensemble_size, c.target_heads, c.gamma, c.polyak, c.lr, c.batch_size, c.cql_alpha) == (
         10, 2, 0.99, 5e-3, 3e-4, 256, 0.005)

@@ -1,9 +1,9 @@
 """PA-RL action optimization: global top-k by the critic, then local ascent on Q inside a trust region.
 
 Given N candidates per state from any base policy, keep the k with the best score, run T steps of
-a <- clip(a + eta * sigma * g / max|g|) on each survivor (g = grad_a score; sigma the per-dimension spread
-of that state's N candidates; clipped to the action bounds and to trust_region * sigma around the survivor's
-start) and keep its best iterate (so a refined candidate never scores below where it started), optionally
+a <- clip(a + eta * grad_a score) on each survivor (clipped to the action bounds and, with a trust region, to
+trust_region * sigma around the survivor's start, sigma the per-dimension spread of that state's N candidates)
+and keep its best iterate (so a refined candidate never scores below where it started), optionally
 let the replay action take the place of the worst survivor, and select one action per state by argmax or a
 softmax sample. The score is the ensemble mean minus ``pessimism`` times the ensemble's spread.
 
@@ -116,11 +116,13 @@ def optimize_actions(
     start = _gather(candidates, top_idx).detach()
     best_a, best_q = start.clone(), top_q.clone()
 
-    if cfg.local_steps > 0 and cfg.step_size > 0 and cfg.trust_region > 0:
-        sigma = candidates.std(1, unbiased=False)[:, None]  # [B, 1, A]
-        lo = torch.maximum(start - cfg.trust_region * sigma, low)
-        hi = torch.minimum(start + cfg.trust_region * sigma, high)
-        lo = torch.minimum(lo, hi)  # a candidate outside the bounds is pulled onto them
+    if cfg.local_steps > 0 and cfg.step_size > 0:
+        lo, hi = low.expand_as(start), high.expand_as(start)
+        if cfg.trust_region > 0:
+            sigma = candidates.std(1, unbiased=False)[:, None]  # [B, 1, A]
+            lo = torch.maximum(start - cfg.trust_region * sigma, lo)
+            hi = torch.minimum(start + cfg.trust_region * sigma, hi)
+            lo = torch.minimum(lo, hi)  # a candidate outside the bounds is pulled onto them
         a = start
         for step in range(cfg.local_steps):
             a = a.detach().requires_grad_(True)
@@ -129,8 +131,7 @@ def optimize_actions(
                 (grad,) = torch.autograd.grad(score.sum(), a)
             if step > 0:  # the start's score is known
                 _keep_best(best_a, best_q, a.detach(), score.detach())
-            direction = _finite(grad, "dQ/da") / grad.abs().amax(-1, keepdim=True).clamp_min(1e-12)
-            a = torch.maximum(torch.minimum(a.detach() + cfg.step_size * sigma * direction, hi), lo)
+            a = torch.maximum(torch.minimum(a.detach() + cfg.step_size * _finite(grad, "dQ/da"), hi), lo)
         with torch.no_grad():
             score, _ = _scores(critic, z, a, cfg.pessimism)
         _keep_best(best_a, best_q, a, score)

@@ -217,17 +217,15 @@ class Replay:
         version: int = 0,
         max_age: int = 0,
     ) -> CriticBatch:
-        """A batch drawing at least ``offline_fraction`` of its rows from the offline data, uniformly within each
-        part; with ``resample``, candidates older than ``max_age`` versions are redrawn.
-
-        While the online data is the smaller part, the batch is uniform over all transitions instead: a fixed
-        share for a handful of online episodes would replay each of their steps hundreds of times at a critic
-        UTD of a few, and the critic that overfits them ranks worse than the offline one (the early dip).
-        """
+        """A uniform batch; with ``resample``, candidates older than ``max_age`` versions are redrawn."""
         if len(self) == 0:
             raise ValueError("cannot sample from an empty replay")
-        share = max(offline_fraction, self.offline.size / len(self)) if self.offline.size else 0.0
-        n_off = int(round(batch_size * share))
+        if self.online.size == 0:
+            n_off = batch_size
+        elif self.offline.size == 0:
+            n_off = 0
+        else:
+            n_off = int(round(batch_size * offline_fraction))
         parts = []
         for buf, count in ((self.offline, n_off), (self.online, batch_size - n_off)):
             if count:
