@@ -87,7 +87,9 @@ def _config(tmp_path, checkpoint, robot_ep, learner_ep, demos):
             "gripper": {"closed": 0.0, "open": 1.0}, "camera": "front", "lora": {"r": 8, "alpha": 16},
             "lr": 3e-3, "parl": {"num_samples": 8, "top_k": 4}}},
         # no local ascent: the chosen action is one of the policy's decoded samples
-        "parl": {"local_steps": 0, "critic": {"ensemble_size": 2, "hidden_dims": [32, 32], "embedding_dim": 32,
+        # trusted from the start: the test is that the critic's choice drives the robot in its units
+        "parl": {"local_steps": 0, "trust_min_z": 0,
+                 "critic": {"ensemble_size": 2, "hidden_dims": [32, 32], "embedding_dim": 32,
                                               "image_encoder": "small_cnn", "image_size": 32, "batch_size": 8},
                  "schedule": {"offline_steps": 5, "warmup_episodes": 0, "critic_utd": 1.0, "distill_utd": 0.5}},
         "link": {"session": "openvla", "robot_endpoint": robot_ep, "learner_endpoint": learner_ep},
