@@ -36,17 +36,14 @@ class OptimizedActions:
     candidate_q: torch.Tensor  # [B, N] scores of all N candidates as given
     gain: torch.Tensor  # [E, B] per head: Q of the selected action minus the mean Q of the N candidates
 
-    def sure(self, margin: float = 1.0) -> torch.Tensor:
-        """[B] bool: the heads agree the selected action beats the policy's own candidates (their mean gain exceeds
-        ``margin`` times its standard deviation over the heads)."""
-        return self.gain.mean(0) > margin * self.gain.std(0, unbiased=False)
-
     def trust(self) -> dict[str, float]:
         """For logs: the gain the critic claims over the policy's own candidates (mean over heads and states), how
-        much its heads disagree about it, and the share of states where they agree it is a gain (``sure``). A
-        claimed gain within the heads' disagreement says the critic cannot tell the candidates apart yet."""
-        return {"gain": self.gain.mean().item(), "gain_spread": self.gain.std(0, unbiased=False).mean().item(),
-                "sure": self.sure().float().mean().item()}
+        much its heads disagree about it, and the share of states where they agree it is a gain (mean gain over the
+        heads above their standard deviation). A claimed gain within the heads' disagreement says the critic cannot
+        tell the candidates apart yet."""
+        mean, spread = self.gain.mean(0), self.gain.std(0, unbiased=False)
+        return {"gain": mean.mean().item(), "gain_spread": spread.mean().item(),
+                "sure": (mean > spread).float().mean().item()}
 
 
 def mean_trust(records: list[dict[str, float]]) -> dict[str, float]:
@@ -115,6 +112,7 @@ def optimize_actions(
     top_q, top_idx = candidate_q.topk(cfg.top_k, dim=1)
     start = _gather(candidates, top_idx).detach()
     best_a, best_q = start.clone(), top_q.clone()
+    best_heads = candidate_heads.gather(2, top_idx.expand(candidate_heads.shape[0], -1, -1))  # [E, B, k]
 
     if cfg.local_steps > 0 and cfg.step_size > 0:
         lo, hi = low.expand_as(start), high.expand_as(start)
@@ -127,36 +125,36 @@ def optimize_actions(
         for step in range(cfg.local_steps):
             a = a.detach().requires_grad_(True)
             with torch.enable_grad():
-                score, _ = _scores(critic, z, a, cfg.pessimism)
+                score, heads = _scores(critic, z, a, cfg.pessimism)
                 (grad,) = torch.autograd.grad(score.sum(), a)
             if step > 0:  # the start's score is known
-                _keep_best(best_a, best_q, a.detach(), score.detach())
+                _keep_best(best_a, best_q, best_heads, a.detach(), score.detach(), heads.detach())
             a = torch.maximum(torch.minimum(a.detach() + cfg.step_size * _finite(grad, "dQ/da"), hi), lo)
         with torch.no_grad():
-            score, _ = _scores(critic, z, a, cfg.pessimism)
-        _keep_best(best_a, best_q, a, score)
+            score, heads = _scores(critic, z, a, cfg.pessimism)
+        _keep_best(best_a, best_q, best_heads, a, score, heads)
 
     rows = torch.arange(b, device=best_q.device)
     if replay_actions is not None:
         with torch.no_grad():
-            replay_q, _ = _scores(critic, z, replay_actions[:, None], cfg.pessimism)
+            replay_q, replay_heads = _scores(critic, z, replay_actions[:, None], cfg.pessimism)
         worst = best_q.argmin(dim=1)
         best_a[rows, worst] = replay_actions.to(best_a.dtype)
         best_q[rows, worst] = replay_q[:, 0]
+        best_heads[:, rows, worst] = replay_heads[..., 0]
 
     if select == "argmax":
         choice = best_q.argmax(dim=1)
     else:
         probs = torch.softmax(best_q / cfg.softmax_temperature, dim=1)
         choice = noise.multinomial(probs, generator)[:, 0]
-    chosen = best_a[rows, choice]
-    with torch.no_grad():
-        _, chosen_heads = _scores(critic, z, chosen[:, None], cfg.pessimism)
-    gain = chosen_heads[..., 0] - candidate_heads.mean(-1)
-    return OptimizedActions(chosen, best_q[rows, choice], best_a, best_q, candidate_q, gain)
+    gain = best_heads[:, rows, choice] - candidate_heads.mean(-1)
+    return OptimizedActions(best_a[rows, choice], best_q[rows, choice], best_a, best_q, candidate_q, gain)
 
 
-def _keep_best(best_a: torch.Tensor, best_q: torch.Tensor, a: torch.Tensor, q: torch.Tensor) -> None:
+def _keep_best(best_a: torch.Tensor, best_q: torch.Tensor, best_heads: torch.Tensor, a: torch.Tensor,
+               q: torch.Tensor, heads: torch.Tensor) -> None:
     better = q > best_q
     best_q[better] = q[better]
     best_a[better] = a[better]
+    best_heads[:, better] = heads[:, better]

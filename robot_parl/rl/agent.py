@@ -231,8 +231,8 @@ class ParlAgent:
         self.critic_optimizer.load_state_dict(tree["critic_optimizer"])
         self.online = tree["online"]
         self.counters.update(tree["counters"])
-        self.trial = deque((float(score), bool(ok)) for score, ok in tree.get("trial", []))
-        self.trial = deque(self.trial, maxlen=self.cfg.trust_window)
+        self.trial = deque(((float(score), bool(ok)) for score, ok in tree.get("trial", [])),
+                           maxlen=self.cfg.trust_window)
         self.generator.set_state(tree["generator"])
         set_rng_state(tree["rng"])
         self.replay = Replay(self.cfg.critic.gamma, self.cfg.critic.n_step, self.cfg.schedule.online_capacity)

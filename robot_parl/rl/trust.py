@@ -19,21 +19,17 @@ import math
 
 import torch
 
+from robot_parl.models.encoders import obs_rows
 from robot_parl.rl.replay import Episode
 
 
 @torch.no_grad()
 def mean_advantage(critic, episode: Episode) -> float:
     """Mean over the episode of Q(s, executed action) - the mean Q of the candidates at s (ensemble means)."""
-    z = critic.encode(_rows(episode.obs, episode.actions.shape[0]))
+    z = critic.encode(obs_rows(episode.obs, 0, episode.actions.shape[0]))
     taken = critic.q(z, episode.actions).mean(0)  # [T]
     candidates = critic.q(z, episode.candidates[:-1]).mean(0).mean(-1)  # [T]
     return (taken - candidates).mean().item()
-
-
-def _rows(obs, t: int):
-    """The first ``t`` rows of a (nested) observation: the states actions were taken in."""
-    return {k: _rows(v, t) if isinstance(v, dict) else v[:t] for k, v in obs.items()}
 
 
 def rank_z(scores: list[float], successes: list[bool]) -> float:
