@@ -10,23 +10,13 @@ from one shared pretraining (demonstrations, BC, offline critic).
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
-import time
 from pathlib import Path
 
 from benchmarks import learning_grid
 from robot_parl import typed_config
-from robot_parl.eval.rollouts import Rollout, run_episodes
-from robot_parl.models.bc import train_bc
-from robot_parl.runtime.local_run import (
-    LocalRun,
-    LocalRunConfig,
-    bc_pairs,
-    collect_demos,
-    compare_methods,
-    final_eval_seeds,
-)
+from robot_parl.runtime.compare import compare_methods
+from robot_parl.runtime.local_run import LocalRunConfig
 
 METHODS = ("base", "rerank", "parl", "filtered_bc")
 # Pick, 150 online episodes with 50-episode learning-curve evaluations. With 20 noisy demonstrations the
@@ -43,41 +33,9 @@ DEFAULTS = ["env=pick", "online.episodes=150", "online.eval_episodes=50", "parl.
             "parl.num_samples=8"]
 
 
-def filtered_bc(cfg: LocalRunConfig, pretrained: Path, out_dir: Path, final_episodes: int) -> dict:
-    """The self-imitation baseline: the BC policy acts alone for the online budget and, after each
-    evaluation interval, is trained on its demonstrations plus its own successful episodes, one
-    supervised step per new environment step (PA-RL's distillation rate)."""
-    session = LocalRun(dataclasses.replace(cfg, method="rerank"), out_dir, log=lambda _: None)
-    session.agent.load(pretrained)
-    demos = collect_demos(cfg)
-    successes: list[Rollout] = []
-    online = cfg.online
-    started = time.monotonic()
-    curve = [{"online_episodes": 0, "agent_success": session.evaluate(session.act_policy), "seconds": 0.0}]
-    done = 0
-    while done < online.episodes:
-        chunk = min(online.eval_every, online.episodes - done)
-        seeds = [cfg.seed * 100_000 + 50_000 + done + i for i in range(chunk)]
-        rollouts = run_episodes(session.train_env, seeds, session.act_policy)
-        done += chunk
-        successes += [r for r in rollouts if r.success]
-        obs, actions = bc_pairs(demos + successes)
-        train_bc(session.policy, obs, actions, sum(len(r) for r in rollouts), cfg.demos.bc_batch_size,
-                 session.agent.generator)
-        curve.append({"online_episodes": done, "agent_success": session.evaluate(session.act_policy),
-                      "successful_episodes": len(successes), "seconds": round(time.monotonic() - started, 1)})
-    return {"curve": curve, "final_eval": session.evaluate(session.act_policy, final_eval_seeds(final_episodes)),
-            "seconds": round(time.monotonic() - started, 1)}
-
-
 def run_seed(cfg: LocalRunConfig, out_dir: Path, final_episodes: int) -> dict:
-    """One policy class and seed: PA-RL and re-ranking (shared pretraining), then filtered BC."""
-    result = compare_methods(cfg, out_dir, final_episodes=final_episodes)
-    fbc = filtered_bc(cfg, out_dir / "pretrained", out_dir / "filtered_bc", final_episodes)
-    result["filtered_bc"] = fbc["curve"]
-    result["filtered_bc_seconds"] = fbc["seconds"]
-    result["final_eval"]["filtered_bc"] = fbc["final_eval"]
-    return result
+    """One policy class and seed: PA-RL, re-ranking and filtered BC from a shared pretraining."""
+    return compare_methods(cfg, out_dir, final_episodes=final_episodes, filtered=True)
 
 
 def summarize(runs: list[dict]) -> dict:

@@ -10,7 +10,7 @@ import statistics
 
 from benchmarks import learning_grid
 from robot_parl import typed_config
-from robot_parl.runtime.local_run import compare_methods
+from robot_parl.runtime.compare import compare_methods
 
 
 def summarize(runs: list[dict]) -> dict:

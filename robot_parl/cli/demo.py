@@ -21,6 +21,10 @@ def add_parser(sub) -> None:
     demo.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     demo.add_argument("--tiny-vla", action="store_true",
                       help="policy.kind=vla: write a tiny random VLA at the card's checkpoint path if none is there")
+    demo.add_argument("--env", help="the environment (env=...): point_reach, pick, place, stack, a gymnasium id or "
+                                    "module:EnvId (give its expert as gym.expert=module:function, or --demos)")
+    demo.add_argument("--demos", help="demonstrations (demos.source=...): an episode store, a LeRobot v3 dataset or "
+                                      "an .npz of arrays (see robot_parl/data/demo_files.py)")
     demo.add_argument("overrides", nargs="*",
                       help="dotted overrides, e.g. online.episodes=100 policy.kind=autoregressive")
     demo.set_defaults(run=_demo)
@@ -38,7 +42,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     console = Console()
-    cfg = typed_config.load(LocalRunConfig, args.config, args.overrides)
+    flags = [f"env={args.env}"] * bool(args.env) + [f"demos.source={args.demos}"] * bool(args.demos)
+    cfg = typed_config.load(LocalRunConfig, args.config, [*flags, *args.overrides])
     out = Path(args.out)
     if args.tiny_vla:
         ensure_tiny_vla(cfg, console)

@@ -1,10 +1,10 @@
-"""A whole PA-RL run in one process on a simulated task (PointReach or a MuJoCo tabletop task): demonstrations,
-BC, offline critic, online fine-tuning with periodic evaluation, checkpoints, and a JSON + PNG summary.
+"""A whole PA-RL run in one process on a simulated task (PointReach, a MuJoCo tabletop task or any gymnasium
+environment): demonstrations, BC, offline critic, online fine-tuning with periodic evaluation and checkpoints.
 
 Acting and training share this process (the robot's runtime runs them as an actor and a learner). Methods:
 ``parl`` (candidates refined by the critic, distilled into the policy) and ``rerank`` (the frozen
 base policy's candidates re-ranked by a critic trained on the same online budget; no local ascent,
-no distillation), both compared against the BC policy alone.
+no distillation); runtime/compare.py sets them and filtered BC against the BC policy alone.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from robot_parl import typed_config
-from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
+from robot_parl.data.demo_files import DemoFileError, demo_file_kind, load_demos
+from robot_parl.data.episode_store import EpisodeStore, KeySpec, StoreError, rl_schema
 from robot_parl.eval.rollouts import Rollout, run_episodes, success_rate
 from robot_parl.models.action_space import LinearActionSpace
 from robot_parl.models.autoregressive import AutoregressiveConfig
@@ -53,17 +54,29 @@ from robot_parl.typed_config import ConfigError, require
 
 Method = Literal["parl", "rerank"]
 BUILT_IN = ("point_reach", *TASKS)  # else a gymnasium id or module:EnvId (robots/sim/gym_vec.py)
-EVAL_SEED_BASE = 1_000_000  # evaluation layouts never overlap training ones
+FINAL_OFFSET = 500_000  # final evaluation layouts: online.eval_seed + FINAL_OFFSET, ...
 
 
 @dataclass
 class DemoConfig:
+    # "expert": the environment's scripted expert records ``episodes`` episodes on the run's training layouts.
+    # Else a path: an episode store, a LeRobot v3 dataset or an .npz (data/demo_files.py), of which the first
+    # ``episodes`` are taken; their actions are in the environment's units.
+    source: str = "expert"
     episodes: int = 20
-    expert: ExpertConfig = field(default_factory=ExpertConfig)
+    key_map: dict[str, str] = field(default_factory=dict)  # a file's key -> the run's (LeRobot feature, .npz array)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)  # PointReach's expert
     bc_steps: int = 1500
     bc_batch_size: int = 256
 
     def validate(self) -> None:
+        if self.source != "expert":
+            try:
+                demo_file_kind(self.source)
+            except DemoFileError as err:
+                raise ConfigError("source", f"expected 'expert' or a path; {err}") from None
+        require(self.source != "expert" or not self.key_map, "key_map",
+                "no renames with source=expert (they rename a file's keys)", self.key_map)
         require(self.episodes >= 1, "episodes", "an integer >= 1", self.episodes)
         require(self.bc_steps >= 0, "bc_steps", "an integer >= 0", self.bc_steps)
         require(self.bc_batch_size >= 1, "bc_batch_size", "an integer >= 1", self.bc_batch_size)
@@ -77,6 +90,9 @@ class OnlineConfig:
     eval_episodes: int = 100
     checkpoint_every: int = 50
     keep_checkpoints: int = 3  # the newest this many and the best evaluated one stay (0: all)
+    # The learning curve's layouts are seeds eval_seed, eval_seed + 1, ...; final evaluations start FINAL_OFFSET
+    # above it. Training layouts are seed x 100000 + i (demonstrations) and + 50000 + i (online episodes).
+    eval_seed: int = 1_000_000
 
     def validate(self) -> None:
         require(self.episodes >= 0, "episodes", "an integer >= 0", self.episodes)
@@ -85,6 +101,7 @@ class OnlineConfig:
         require(self.eval_episodes >= 1, "eval_episodes", "an integer >= 1", self.eval_episodes)
         require(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
         require(self.keep_checkpoints >= 0, "keep_checkpoints", "an integer >= 0 (0: all)", self.keep_checkpoints)
+        require(self.eval_seed >= 0, "eval_seed", "an integer >= 0", self.eval_seed)
 
 
 @dataclass
@@ -168,8 +185,31 @@ class LocalRunConfig:
         if self.env not in BUILT_IN:
             require(":" in self.env or self.env in gym.registry, "env",
                     f"one of {list(BUILT_IN)}, a registered gymnasium id or module:EnvId", self.env)
-            require(bool(self.gym.expert), "gym.expert",
-                    f"module:function, the scripted expert of {self.env!r} for the demonstrations", self.gym.expert)
+            require(bool(self.gym.expert) or self.demos.source != "expert", "gym.expert",
+                    f"module:function, the scripted expert of {self.env!r} for the demonstrations (or demos.source, "
+                    f"a file of them)", self.gym.expert)
+        self._apart("learning-curve", range(self.online.eval_seed, self.online.eval_seed + self.online.eval_episodes))
+
+    def _apart(self, what: str, layouts: range) -> None:
+        demos = range(self.seed * 100_000, self.seed * 100_000 + self.demos.episodes)
+        online = range(self.seed * 100_000 + 50_000, self.seed * 100_000 + 50_000 + self.online.episodes)
+        require(not (_overlap(demos, layouts) or _overlap(online, layouts)), "online.eval_seed",
+                f"{what} layouts ({layouts.start}..{layouts.stop - 1}) apart from seed={self.seed}'s training "
+                f"ones ({demos.start}..{demos.stop - 1} and {online.start}..{online.stop - 1})", self.online.eval_seed)
+
+    def demo_seeds(self) -> list[int]:
+        """The layouts the scripted expert demonstrates on."""
+        return [self.seed * 100_000 + i for i in range(self.demos.episodes)]
+
+    def online_seeds(self, start: int, count: int) -> list[int]:
+        """The layouts of online episodes ``start`` .. ``start + count - 1``."""
+        return [self.seed * 100_000 + 50_000 + start + i for i in range(count)]
+
+    def final_eval_seeds(self, episodes: int) -> list[int]:
+        """Layouts for final evaluations, apart from the training and the learning-curve layouts."""
+        seeds = range(self.online.eval_seed + FINAL_OFFSET, self.online.eval_seed + FINAL_OFFSET + episodes)
+        self._apart("final evaluation", seeds)
+        return list(seeds)
 
     def method_parl(self) -> ParlConfig:
         """The algorithm settings the chosen method runs with (a VLA card's overrides applied)."""
@@ -192,17 +232,39 @@ def make_env(cfg: LocalRunConfig, num_envs: int):
         raise ConfigError("env", str(err)) from None
 
 
-def collect_demos(cfg: LocalRunConfig) -> list[Rollout]:
-    """Scripted-expert episodes on the session's training layouts."""
+def _overlap(a: range, b: range) -> bool:
+    return max(a.start, b.start) < min(a.stop, b.stop)
+
+
+def collect_demos(cfg: LocalRunConfig, log: Callable[[str], None] = print) -> list[Rollout]:
+    """The demonstrations: scripted-expert episodes on the run's training layouts, or the first ``demos.episodes``
+    of a file (``demos.source``), their actions mapped from the environment's units into policy space and their
+    rewards the project's sparse ones (-1 per step, 0 on the step that succeeds)."""
+    if cfg.demos.source != "expert":
+        env = make_env(cfg, 1)
+        try:
+            episodes, total = load_demos(cfg.demos.source, _obs_key_specs(env), len(env.action_low),
+                                         cfg.demos.episodes, cfg.demos.key_map)
+        except StoreError as err:
+            raise ConfigError("demos.source", str(err)) from None
+        log(f"demonstrations: the first {len(episodes)} of the {total} episodes in {cfg.demos.source}")
+        return [Rollout(i, ep.obs, env.from_env(ep.actions), _sparse_rewards(len(ep.actions), ep.success),
+                        ep.success, None) for i, ep in enumerate(episodes)]
     rng = np.random.default_rng(cfg.seed)
     env = make_env(cfg, min(cfg.demos.episodes, 32))
-    seeds = [cfg.seed * 100_000 + i for i in range(cfg.demos.episodes)]
+    seeds = cfg.demo_seeds()
     if cfg.env == "point_reach":
         return run_episodes(env, seeds, lambda obs: (expert_actions(obs["state"], cfg.demos.expert, rng), None))
     if cfg.env in TASKS:
         return run_episodes(env, seeds, lambda obs: (env.expert_actions(cfg.tabletop.expert, cfg.seed), None))
     expert = cfg.gym.load_expert()
     return run_episodes(env, seeds, lambda obs: (env.from_env(expert(obs, rng)), None))
+
+
+def _sparse_rewards(steps: int, success: bool) -> np.ndarray:
+    rewards = np.full(steps, -1.0, np.float32)
+    rewards[-1] = 0.0 if success else -1.0
+    return rewards
 
 
 def _torch_obs(obs: dict[str, np.ndarray]) -> dict:
@@ -222,11 +284,13 @@ class LocalRun:
     def __init__(self, cfg: LocalRunConfig, out_dir: str | Path, log: Callable[[str], None] = print):
         self.cfg = cfg
         self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.log = log
         torch.manual_seed(cfg.seed)
         self.eval_env = make_env(cfg, min(cfg.online.eval_episodes, 100))
         self.train_env = make_env(cfg, cfg.online.num_envs)
+        # a file of demonstrations is read, and refused, before anything is written
+        self.file_demos = collect_demos(cfg, log) if cfg.demos.source != "expert" else None
+        self.out.mkdir(parents=True, exist_ok=True)
         env = self.train_env
         obs_spec = ObsSpec(state_dim=env.state_dim, proprio_dim=env.proprio_dim, cameras=env.cameras)
         action_dim = len(env.action_low)
@@ -235,7 +299,7 @@ class LocalRun:
         critic = QEnsemble(obs_spec, action_dim, parl.critic)
         low, high = torch.as_tensor(self.train_env.action_low), torch.as_tensor(self.train_env.action_high)
         self.agent = ParlAgent(self.policy, critic, parl, low, high, seed=cfg.seed)
-        self.eval_seeds = [EVAL_SEED_BASE + i for i in range(cfg.online.eval_episodes)]
+        self.eval_seeds = [cfg.online.eval_seed + i for i in range(cfg.online.eval_episodes)]
         self.curve: list[dict] = []
         self._trust: list[dict[str, float]] = []  # OptimizedActions.trust() of the decisions since the last point
         typed_config.save(cfg, self.out / "config.yaml")
@@ -271,7 +335,7 @@ class LocalRun:
     def pretrain(self, progress: Callable[[str, int, int], None] | None = None) -> dict:
         """Demonstrations -> BC -> offline critic. Returns the success rates along the way."""
         cfg = self.cfg
-        demos = collect_demos(cfg)
+        demos = self.file_demos if self.file_demos is not None else collect_demos(cfg, self.log)
         obs, actions = bc_pairs(demos)
         counter = {"n": 0}
 
@@ -287,8 +351,8 @@ class LocalRun:
         report = {"demo_success": float(np.mean([r.success for r in demos])), "demo_transitions": len(actions)}
         report["bc_success"] = self.evaluate(self.act_policy)
         self.log(f"BC policy alone: {report['bc_success']:.1%} success on {len(self.eval_seeds)} episodes")
-        for r in demos:
-            self._commit(r, "sim")
+        for r in demos:  # a file's demonstrations were recorded by someone (teleop), the scripted expert's in sim
+            self._commit(r, "sim" if self.file_demos is None else "teleop")
         self._ingest()
         counter["n"] = 0
         self.agent.train_offline(progress=tick("offline critic", self.agent.cfg.schedule.offline_steps))
@@ -316,9 +380,8 @@ class LocalRun:
 
         while done < cfg.episodes:
             chunk = min(cfg.eval_every - done % cfg.eval_every, cfg.episodes - done)
-            seeds = [self.cfg.seed * 100_000 + 50_000 + done + i for i in range(chunk)]
-            run_episodes(self.train_env, seeds, self.act_agent, final_candidates=self._final_candidates,
-                         on_episode=commit)
+            run_episodes(self.train_env, self.cfg.online_seeds(done, chunk), self.act_agent,
+                         final_candidates=self._final_candidates, on_episode=commit)
             done = agent.counters["online_episodes"]
             if done % cfg.eval_every == 0 or done == cfg.episodes:
                 self._record(started)
@@ -391,42 +454,3 @@ def _obs_key_specs(env) -> dict[str, KeySpec]:
     if env.proprio_dim:
         keys["proprio"] = KeySpec("float32", (env.proprio_dim,))
     return keys
-
-
-def final_eval_seeds(episodes: int) -> list[int]:
-    """Layouts for final evaluations, disjoint from training and from the learning-curve layouts."""
-    return [EVAL_SEED_BASE + 500_000 + i for i in range(episodes)]
-
-
-def compare_methods(cfg: LocalRunConfig, out_dir: str | Path, log: Callable[[str], None] = print,
-                    final_episodes: int = 0) -> dict:
-    """BC base vs critic re-ranking vs PA-RL from one shared pretraining (same demos, BC, offline critic).
-
-    Both online methods get the same episode budget; every evaluation uses the same fixed layouts.
-    With ``final_episodes``, the final policies are also evaluated on that many further layouts.
-    """
-    out = Path(out_dir)
-    started = time.monotonic()
-    parl = LocalRun(dataclasses.replace(cfg, method="parl"), out / "parl", log)
-    pre = parl.pretrain()
-    parl.agent.save(out / "pretrained")
-    rerank = LocalRun(dataclasses.replace(cfg, method="rerank"), out / "rerank", log)
-    rerank.agent.load(out / "pretrained")
-    result = {"seed": cfg.seed, "policy": cfg.policy.kind, "pretrain": pre,
-              "pretrain_seconds": round(time.monotonic() - started, 1)}
-    for name, session in (("parl", parl), ("rerank", rerank)):
-        t0 = time.monotonic()
-        result[name] = session.finetune()
-        result[f"{name}_seconds"] = round(time.monotonic() - t0, 1)
-    result["final"] = {"base": pre["bc_success"], "rerank": result["rerank"][-1]["agent_success"],
-                       "parl": result["parl"][-1]["agent_success"],
-                       "parl_policy_alone": result["parl"][-1]["policy_success"]}
-    if final_episodes:
-        seeds = final_eval_seeds(final_episodes)
-        # The re-ranking session's policy is never trained online: it is the BC base policy.
-        result["final_eval"] = {"episodes": final_episodes, "base": rerank.evaluate(rerank.act_policy, seeds),
-                                "rerank": rerank.evaluate(rerank.act_agent, seeds),
-                                "parl": parl.evaluate(parl.act_agent, seeds),
-                                "parl_policy_alone": parl.evaluate(parl.act_policy, seeds)}
-    result["seconds"] = round(time.monotonic() - started, 1)
-    return result

@@ -6,8 +6,9 @@ import json
 import pytest
 import torch
 
-from benchmarks.parl_sim import METHODS, filtered_bc, run_seed, summarize
+from benchmarks.parl_sim import METHODS, run_seed, summarize
 from robot_parl import typed_config
+from robot_parl.runtime.compare import filtered_bc
 from robot_parl.runtime.local_run import LocalRun, LocalRunConfig
 
 TINY = ["env=pick", "demos.episodes=4", "demos.bc_steps=20", "parl.schedule.offline_steps=2", "online.episodes=4",
@@ -29,7 +30,7 @@ def test_filtered_bc_trains_on_demos_and_its_own_successes(tmp_path):
     session.pretrain()
     session.agent.save(tmp_path / "pretrained")
     before = {k: v.clone() for k, v in session.policy.state_dict().items()}
-    out = filtered_bc(cfg, tmp_path / "pretrained", tmp_path / "fbc", final_episodes=2)
+    out = filtered_bc(cfg, tmp_path / "pretrained", tmp_path / "fbc", final_episodes=2, log=lambda _: None)
     curve = out["curve"]
     assert [p["online_episodes"] for p in curve] == [0, 2, 4]
     assert curve[1]["successful_episodes"] <= 2 and curve[2]["successful_episodes"] <= 4

@@ -8,7 +8,8 @@ the point where its benchmark curves separate (the autoregressive policy starts 
 import pytest
 
 from robot_parl import typed_config
-from robot_parl.runtime.local_run import LocalRunConfig, compare_methods
+from robot_parl.runtime.compare import compare_methods
+from robot_parl.runtime.local_run import LocalRunConfig
 
 
 @pytest.mark.slow

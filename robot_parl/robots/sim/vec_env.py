@@ -26,6 +26,11 @@ class VecEnv:
     def observation(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def from_env(self, actions: np.ndarray) -> np.ndarray:
+        """Actions in the environment's own units (an expert's, a recorded demonstration's) in policy space; the
+        built-in simulators act in policy space already."""
+        return np.asarray(actions, np.float32)
+
     def reset(self, seeds: list[int]) -> dict[str, np.ndarray]:
         """Reset every episode, one seed each."""
         if len(seeds) != self.num_envs:
