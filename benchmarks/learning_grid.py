@@ -93,6 +93,12 @@ def run_grid(policies: list[str], seeds: list[int], overrides: list[str], run: C
     return runs
 
 
+def episodes_to_reach(curve: list[dict], target: float) -> int | None:
+    """The online episodes at the first evaluation whose success (acting as the method acts) reaches ``target``;
+    None if none does."""
+    return next((p["online_episodes"] for p in curve if p["agent_success"] >= target), None)
+
+
 def write_results(path: str, out: dict, curve_methods: tuple[str, ...], title: str) -> None:
     """The JSON (``out`` holds "runs" and "summary") and a PNG: a panel per policy class, a line per method
     (mean success over the seeds, their range shaded)."""

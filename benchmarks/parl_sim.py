@@ -48,6 +48,11 @@ def summarize(runs: list[dict]) -> dict:
         for m in ("rerank", "parl", "filtered_bc"):
             s[f"{m}_gain"] = s[m] - s["base"]
         s["goal_parl_at_least_80"] = s["parl"] >= 0.8
+        # the paper's sample-efficiency claim: online episodes until a method first reaches 80% of PA-RL's final
+        # success (on the learning-curve layouts; None: never within the budget), per seed
+        s["episodes_to_80pct_of_parl"] = {
+            m: [learning_grid.episodes_to_reach(r[m], 0.8 * r["parl"][-1]["agent_success"]) for r in mine]
+            for m in ("parl", "rerank", "filtered_bc")}
         s["goal_twice_rerank_gain"] = s["parl_gain"] > 0 and s["parl_gain"] >= 2 * max(s["rerank_gain"], 0.0)
         s["minutes_per_run"] = statistics.mean(
             (r["parl_seconds"] + r["pretrain_seconds"]) / 60 for r in mine)

@@ -42,7 +42,12 @@ def test_filtered_bc_trains_on_demos_and_its_own_successes(tmp_path):
 
 
 def _run(kind, seed, base, rerank, parl, fbc):
+    def curve(final):  # halfway there after 50 episodes
+        return [{"online_episodes": n, "agent_success": base + (final - base) * f}
+                for n, f in ((0, 0.0), (50, 0.5), (100, 1.0))]
+
     return {"policy": kind, "seed": seed, "parl_seconds": 60.0, "pretrain_seconds": 30.0,
+            "parl": curve(parl), "rerank": curve(rerank), "filtered_bc": curve(fbc),
             "final_eval": {"base": base, "rerank": rerank, "parl": parl, "filtered_bc": fbc,
                            "parl_policy_alone": parl}}
 
@@ -54,8 +59,12 @@ def test_summary_means_gains_and_goal():
     d = s["diffusion"]
     assert abs(d["parl"] - 0.85) < 1e-9 and abs(d["parl_gain"] - 0.55) < 1e-9 and abs(d["rerank_gain"] - 0.1) < 1e-9
     assert d["goal_parl_at_least_80"] and d["goal_twice_rerank_gain"] and d["minutes_per_run"] == 1.5
+    # 80% of PA-RL's final success: 0.64 (seed 0; its curve 0.3, 0.55, 0.8) and 0.72 (seed 1; 0.3, 0.6, 0.9)
+    assert d["episodes_to_80pct_of_parl"] == {"parl": [100, 100], "rerank": [None, None], "filtered_bc": [None, None]}
     a = s["autoregressive"]
     assert not a["goal_parl_at_least_80"] and not a["goal_twice_rerank_gain"]  # gain 0.4 < 2 x 0.3
+    # 80% of 0.6 is 0.48: PA-RL (0.2, 0.4, 0.6) at 100 episodes, re-ranking (0.2, 0.35, 0.5) at 100, filtered BC never
+    assert a["episodes_to_80pct_of_parl"] == {"parl": [100], "rerank": [100], "filtered_bc": [None]}
     # no gain at all never counts as "twice re-ranking's gain"
     assert not summarize([_run("diffusion", 0, 0.3, 0.3, 0.3, 0.3)])["diffusion"]["goal_twice_rerank_gain"]
 
