@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -91,6 +92,22 @@ def run_grid(policies: list[str], seeds: list[int], overrides: list[str], run: C
     if runs:
         save(runs, cfg)
     return runs
+
+
+MAX_DIP = 0.05  # the most the seeds' mean may fall below the base at any evaluation point
+
+
+def dip(curves: list[list[dict]], bases: list[float]) -> dict:
+    """The seeds' mean curves, acting with the critic and with the policy alone, against their mean base (the BC
+    policy alone on the same layouts): the lowest point of either (the policy alone from the first online episodes
+    on, since at 0 it is the base itself) and whether it stays within MAX_DIP of the base."""
+    points = min(len(c) for c in curves)
+    base = statistics.mean(bases)
+    agent = [statistics.mean(c[i]["agent_success"] for c in curves) for i in range(points)]
+    policy = [statistics.mean(c[i]["policy_success"] for c in curves) for i in range(points)]
+    low = min(min(agent), min(policy[1:] or policy)) - base
+    return {"base": base, "agent": agent, "policy_alone": policy, "lowest_vs_base": round(low, 4),
+            "goal_no_dip": low >= -MAX_DIP}
 
 
 def episodes_to_reach(curve: list[dict], target: float) -> int | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import learning_grid
 from robot_parl import typed_config
 from robot_parl.eval.curves import plot_success_curves
 from robot_parl.files import atomic_write
@@ -31,7 +32,6 @@ DEFAULTS = ["online.episodes=75", "online.eval_every=25", "online.eval_episodes=
             "parl.num_samples=8"]
 TASK_OVERRIDES = {"line": ["env=benchmarks.line_env:Line-v0", "gym.expert=benchmarks.line_env:noisy_expert",
                            "gym.horizon=150"]}
-MAX_DIP = 0.05
 
 
 def run_one(task: str, kind: str, seed: int, overrides: list[str], out_dir: Path) -> dict:
@@ -55,15 +55,10 @@ def summarize(runs: list[dict]) -> dict:
     summary: dict = {}
     for task, kind in dict.fromkeys((r["task"], r["policy"]) for r in runs):
         mine = [r for r in runs if (r["task"], r["policy"]) == (task, kind)]
-        points = min(len(r["curve"]) for r in mine)
-        base = statistics.mean(r["base"] for r in mine)
-        agent = [statistics.mean(r["curve"][i]["agent_success"] for r in mine) for i in range(points)]
-        policy = [statistics.mean(r["curve"][i]["policy_success"] for r in mine) for i in range(points)]
-        low = min(min(agent), min(policy[1:] or policy)) - base
-        summary[f"{task}/{kind}"] = {
-            "seeds": [r["seed"] for r in mine], "base": base, "agent": agent, "policy_alone": policy,
-            "lowest_vs_base": round(low, 4), "final_gain": round(agent[-1] - base, 4),
-            "goal_no_dip": low >= -MAX_DIP, "minutes_per_run": statistics.mean(r["minutes"] for r in mine)}
+        s = learning_grid.dip([r["curve"] for r in mine], [r["base"] for r in mine])
+        summary[f"{task}/{kind}"] = {"seeds": [r["seed"] for r in mine], **s,
+                                     "final_gain": round(s["agent"][-1] - s["base"], 4),
+                                     "minutes_per_run": statistics.mean(r["minutes"] for r in mine)}
     return summary
 
 

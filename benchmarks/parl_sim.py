@@ -53,6 +53,7 @@ def summarize(runs: list[dict]) -> dict:
         s["episodes_to_80pct_of_parl"] = {
             m: [learning_grid.episodes_to_reach(r[m], 0.8 * r["parl"][-1]["agent_success"]) for r in mine]
             for m in ("parl", "rerank", "filtered_bc")}
+        s["no_dip"] = learning_grid.dip([r["parl"] for r in mine], [r["pretrain"]["bc_success"] for r in mine])
         s["goal_twice_rerank_gain"] = s["parl_gain"] > 0 and s["parl_gain"] >= 2 * max(s["rerank_gain"], 0.0)
         s["minutes_per_run"] = statistics.mean(
             (r["parl_seconds"] + r["pretrain_seconds"]) / 60 for r in mine)

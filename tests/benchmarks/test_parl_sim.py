@@ -42,11 +42,12 @@ def test_filtered_bc_trains_on_demos_and_its_own_successes(tmp_path):
 
 
 def _run(kind, seed, base, rerank, parl, fbc):
-    def curve(final):  # halfway there after 50 episodes
-        return [{"online_episodes": n, "agent_success": base + (final - base) * f}
-                for n, f in ((0, 0.0), (50, 0.5), (100, 1.0))]
+    def curve(final):  # halfway there after 50 episodes; the policy alone dips 0.1 below the base at 50
+        return [{"online_episodes": n, "agent_success": base + (final - base) * f, "policy_success": base + p}
+                for n, f, p in ((0, 0.0, 0.0), (50, 0.5, -0.1), (100, 1.0, 0.0))]
 
     return {"policy": kind, "seed": seed, "parl_seconds": 60.0, "pretrain_seconds": 30.0,
+            "pretrain": {"bc_success": base},
             "parl": curve(parl), "rerank": curve(rerank), "filtered_bc": curve(fbc),
             "final_eval": {"base": base, "rerank": rerank, "parl": parl, "filtered_bc": fbc,
                            "parl_policy_alone": parl}}
@@ -60,6 +61,8 @@ def test_summary_means_gains_and_goal():
     assert abs(d["parl"] - 0.85) < 1e-9 and abs(d["parl_gain"] - 0.55) < 1e-9 and abs(d["rerank_gain"] - 0.1) < 1e-9
     assert d["goal_parl_at_least_80"] and d["goal_twice_rerank_gain"] and d["minutes_per_run"] == 1.5
     # 80% of PA-RL's final success: 0.64 (seed 0; its curve 0.3, 0.55, 0.8) and 0.72 (seed 1; 0.3, 0.6, 0.9)
+    assert d["no_dip"]["lowest_vs_base"] == pytest.approx(-0.1) and not d["no_dip"]["goal_no_dip"]
+    assert d["no_dip"]["agent"] == pytest.approx([0.3, 0.575, 0.85])
     assert d["episodes_to_80pct_of_parl"] == {"parl": [100, 100], "rerank": [None, None], "filtered_bc": [None, None]}
     a = s["autoregressive"]
     assert not a["goal_parl_at_least_80"] and not a["goal_twice_rerank_gain"]  # gain 0.4 < 2 x 0.3
