@@ -9,14 +9,14 @@ import argparse
 import sys
 
 from robot_parl.calibration.cli import add_parser as add_calibrate_parser
-from robot_parl.cli import certs, collect, data, demo, robot, session
+from robot_parl.cli import certs, collect, data, demo, reward, robot, session
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `robot-parl`."""
     parser = argparse.ArgumentParser(prog="robot-parl", description="Policy-agnostic RL fine-tuning of robot policies.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (demo, robot, session, certs, collect, data):
+    for command in (demo, robot, session, certs, collect, data, reward):
         command.add_parser(sub)
     add_calibrate_parser(sub)
     return parser
@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         from robot_parl.transport.certs import CertificateError
 
         expected += (CertificateError,)
-    if args.command == "eval":
+    if args.command in ("eval", "reward"):
         expected += (FileNotFoundError, ValueError)
-    if args.command in ("data", "collect", "pretrain", "learner", "actor", "eval"):
+    if args.command in ("data", "collect", "pretrain", "learner", "actor", "eval", "reward"):
         from robot_parl.data.episode_store import StoreError, StoreLocked
 
         expected += (StoreError, StoreLocked)
