@@ -68,6 +68,20 @@ class KeySpec:
         return self.dtype == "uint8" and len(self.shape) == 3
 
 
+OUTCOME_SOURCES = ("operator", "classifier", "sim", "scripted", "horizon")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Who gave an episode its outcome: an operator's label, a success classifier, a simulator, a scripted run, or
+    the horizon passing unlabelled (a failure); and, where a classifier watched, its version and its own call
+    (0 or 1; -1: none watched), which differs from the outcome where an operator overrode it."""
+
+    source: str = ""  # one of OUTCOME_SOURCES; "": not recorded (episodes committed before it was)
+    classifier_version: int = 0
+    classifier_success: int = -1
+
+
 @dataclass(frozen=True)
 class EpisodeInfo:
     """A row of the episode table: frames [start, end) of every ``data/<key>`` array."""
@@ -85,6 +99,7 @@ class EpisodeInfo:
     keys: tuple[str, ...]  # the optional keys this episode has
     episode_id: str = ""  # the recorder's id (actors: unique per episode, used to never commit one twice)
     partial: bool = False  # cut short by a crash of its recorder: no outcome, not terminal
+    outcome: Outcome = Outcome()  # who gave it its outcome
 
     def __len__(self) -> int:
         return self.end - self.start
@@ -93,6 +108,9 @@ class EpisodeInfo:
 _COLUMNS = {"start": "int64", "end": "int64", "success": "bool", "source": "uint8", "policy_version": "int64",
             "critic_version": "int64", "instruction": str, "wall_start": "float64", "wall_end": "float64",
             "keys": str, "episode_id": str, "partial": "bool"}
+# Added to schema 2's table later: a store without them reads the defaults, and its writer adds them (defaults for
+# the rows before) at its next commit.
+_OUTCOME_COLUMNS = {"outcome_source": (str, ""), "classifier_version": ("int64", 0), "classifier_success": ("int8", -1)}
 
 
 def rl_schema(obs_keys: dict[str, KeySpec], action_dim: int, num_candidates: int = 0) -> dict[str, KeySpec]:
@@ -112,7 +130,9 @@ def _row_info(index: int, row: dict) -> EpisodeInfo:
                        critic_version=int(row["critic_version"]), instruction=str(row["instruction"]),
                        wall_start=float(row["wall_start"]), wall_end=float(row["wall_end"]),
                        keys=tuple(json.loads(str(row["keys"]))), episode_id=str(row["episode_id"]),
-                       partial=bool(row["partial"]))
+                       partial=bool(row["partial"]),
+                       outcome=Outcome(str(row.get("outcome_source", "")), int(row.get("classifier_version", 0)),
+                                       int(row.get("classifier_success", -1))))
 
 
 def _schema_from_attrs(raw: dict) -> dict[str, KeySpec]:
@@ -165,6 +185,9 @@ class EpisodeStore:
                               fill_value=np.nan if np.dtype(spec.dtype).kind == "f" else 0)
         for column, dtype in _COLUMNS.items():
             root.create_array(f"meta/episodes/{column}", shape=(0,), chunks=(TABLE_CHUNK,), dtype=dtype)
+        for column, (dtype, default) in _OUTCOME_COLUMNS.items():
+            root.create_array(f"meta/episodes/{column}", shape=(0,), chunks=(TABLE_CHUNK,), dtype=dtype,
+                              fill_value=default)
         root.attrs.update({"schema_version": SCHEMA_VERSION, "robot_spec": robot_spec,
                            "schema": {k: {"dtype": v.dtype, "shape": list(v.shape), "optional": v.optional,
                                           "units": v.units} for k, v in schema.items()},
@@ -189,7 +212,8 @@ class EpisodeStore:
             raise IndexError(f"episode {index} is not committed (the store has {self.num_episodes})")
         with _reading(self.path, f"episode {index}'s table row"):
             table = self.root["meta/episodes"]
-            return _row_info(index, {c: table[c][index] for c in _COLUMNS})
+            columns = [*_COLUMNS, *(c for c in _OUTCOME_COLUMNS if isinstance(table.get(c), zarr.Array))]
+            return _row_info(index, {c: table[c][index] for c in columns})
 
     def episodes(self) -> list[EpisodeInfo]:
         """Every committed episode's row."""
@@ -256,9 +280,9 @@ class EpisodeWriter:
             if arr.shape[0] > self.frames:
                 dropped = max(dropped, arr.shape[0] - self.frames)
                 arr.resize((self.frames, *arr.shape[1:]))
-        for column in _COLUMNS:
-            arr = self.root[f"meta/episodes/{column}"]
-            if arr.shape[0] > self.episodes:
+        for column in [*_COLUMNS, *_OUTCOME_COLUMNS]:
+            arr = self.root.get(f"meta/episodes/{column}")
+            if isinstance(arr, zarr.Array) and arr.shape[0] > self.episodes:
                 arr.resize((self.episodes,))
         return dropped
 
@@ -318,11 +342,16 @@ class EpisodeWriter:
         rec.flushed += n
         rec.buffer = {}
 
-    def end(self, success: bool, partial: bool = False, source: Source | None = None) -> EpisodeInfo:
+    def end(self, success: bool, partial: bool = False, source: Source | None = None,
+            outcome: Outcome = Outcome()) -> EpisodeInfo:
         """Write the episode and commit it atomically; returns its table row. ``partial``: what survived of an
         episode whose recorder crashed (kept for its transitions, flagged, never counted as an outcome).
-        ``source`` replaces the one given to :meth:`begin` (a rollout an operator took over: intervention)."""
+        ``source`` replaces the one given to :meth:`begin` (a rollout an operator took over: intervention);
+        ``outcome`` says who gave the outcome."""
         rec = self._require_recording()
+        if outcome.source not in ("", *OUTCOME_SOURCES) or outcome.classifier_success not in (-1, 0, 1):
+            raise StoreError(f"outcome source must be one of {OUTCOME_SOURCES} and classifier_success -1, 0 or 1, "
+                             f"got {outcome}")
         if source is not None:
             if source not in SOURCES:
                 raise StoreError(f"source must be one of {SOURCES}, got {source!r}")
@@ -336,9 +365,15 @@ class EpisodeWriter:
         row = {"start": start, "end": end, "success": bool(success), "source": SOURCES.index(rec.source),
                "policy_version": rec.policy_version, "critic_version": rec.critic_version,
                "instruction": rec.instruction, "wall_start": rec.wall_start, "wall_end": time.time(),
-               "keys": json.dumps(list(rec.optional_keys)), "episode_id": rec.episode_id, "partial": partial}
+               "keys": json.dumps(list(rec.optional_keys)), "episode_id": rec.episode_id, "partial": partial,
+               "outcome_source": outcome.source, "classifier_version": outcome.classifier_version,
+               "classifier_success": outcome.classifier_success}
         for column, value in row.items():
-            arr = self.root[f"meta/episodes/{column}"]
+            arr = self.root.get(f"meta/episodes/{column}")
+            if not isinstance(arr, zarr.Array):  # an outcome column this store was made without
+                dtype, default = _OUTCOME_COLUMNS[column]
+                arr = self.root.create_array(f"meta/episodes/{column}", shape=(index,), chunks=(TABLE_CHUNK,),
+                                             dtype=dtype, fill_value=default)
             arr.resize((index + 1,))
             arr[index] = value
         self.root.attrs["committed"] = {"episodes": index + 1, "frames": end}  # the commit point

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, KeySpec, StoreError, rl_schema
 from robot_parl.files import atomic_write
-from robot_parl.runtime.steps import frame_step, step_frame
+from robot_parl.runtime.steps import frame_step, step_frame, step_outcome
 from robot_parl.transport.messages import Step
 
 
@@ -44,7 +44,8 @@ class Journal:
         self._intervened |= step.source == "intervention"
         self.writer.add(step_frame(step))
         if step.final:
-            self.writer.end(step.success, source="intervention" if self._intervened else "rollout")
+            self.writer.end(step.success, source="intervention" if self._intervened else "rollout",
+                            outcome=step_outcome(step))
             self.ids.add(step.episode_id)
             self.sent_at[step.episode_id] = time.monotonic()
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from robot_parl.data.episode_store import EpisodeInfo, EpisodeWriter, StoreError
+from robot_parl.data.episode_store import EpisodeInfo, EpisodeWriter, Outcome, StoreError
 from robot_parl.transport.messages import Step
 
 
@@ -30,21 +30,33 @@ def frame_step(frame: dict[str, np.ndarray], index: int, info: EpisodeInfo, acto
                 reward=float(frame["reward"][index]),
                 source="rollout" if info.source == "rollout" else "intervention",
                 policy_version=info.policy_version, critic_version=info.critic_version, instruction=info.instruction,
-                final=last, success=info.success and last)
+                final=last, success=info.success and last, **(_outcome_fields(info.outcome) if last else {}))
+
+
+def step_outcome(step: Step) -> Outcome:
+    """Who gave the outcome the (final) ``step`` carries."""
+    return Outcome(step.outcome_source, step.classifier_version, step.classifier_success)
+
+
+def _outcome_fields(outcome: Outcome) -> dict:
+    return {"outcome_source": outcome.source, "classifier_version": outcome.classifier_version,
+            "classifier_success": outcome.classifier_success}
 
 
 def write_steps(writer: EpisodeWriter, steps: Sequence[Step], partial: bool = False) -> EpisodeInfo:
     """Commit an episode's steps (0..T, the final one holding s_T): an intervention if the operator took over any
-    step; ``partial``: the actor died before its final step (no outcome). A StoreError (a frame the store refuses)
-    leaves nothing behind."""
+    step; ``partial``: the actor died before its final step (no outcome). A StoreError (a frame or an outcome the
+    store refuses) leaves nothing behind."""
     first = steps[0]
     writer.begin("rollout", first.instruction, first.policy_version, first.critic_version, ("candidates",),
                  first.episode_id)
+    intervened = any(s.source == "intervention" for s in steps)
     try:
         for step in steps:
             writer.add(step_frame(step))
+        return writer.end(steps[-1].success and not partial, partial,
+                          source="intervention" if intervened else "rollout",
+                          outcome=step_outcome(steps[-1]) if steps[-1].final else Outcome())
     except StoreError:
         writer.discard()  # nothing of a refused episode is kept; the writer is ready for the next
         raise
-    intervened = any(s.source == "intervention" for s in steps)
-    return writer.end(steps[-1].success and not partial, partial, source="intervention" if intervened else "rollout")

@@ -23,7 +23,7 @@ import msgspec
 import numpy as np
 
 MAGIC = b"RPRL"
-SCHEMA_VERSION = 2  # 2: actions and controls name the peer that sent them
+SCHEMA_VERSION = 3  # 2: actions and controls name the peer that sent them; 3: steps say who gave the outcome
 _PREFIX = struct.Struct("<4sI")
 MAX_HEADER_BYTES = 1 << 20
 
@@ -126,6 +126,11 @@ class Step:
     instruction: str = ""
     final: bool = False
     success: bool = False
+    # on the final step: who gave the outcome, and the success classifier's version and call where one watched
+    # (data/episode_store.py Outcome)
+    outcome_source: str = ""
+    classifier_version: int = 0
+    classifier_success: int = -1
 
 
 @dataclass

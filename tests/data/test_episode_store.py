@@ -134,9 +134,13 @@ def test_sigkilled_writers_never_break_committed_episodes(tmp_path):
     EpisodeStore.create(path, SCHEMA)
     rng = random.Random(0)
     committed_before = 0
-    for _ in range(12):
+    for i in range(12):
         proc = spawn_writer(path)
-        time.sleep(rng.uniform(0.02, 0.4))
+        if i % 2:  # every other writer commits at least one episode first, however loaded the machine is
+            deadline = time.monotonic() + 30
+            while len(EpisodeStore(path)) == committed_before and time.monotonic() < deadline:
+                time.sleep(0.01)
+        time.sleep(rng.uniform(0.02, 0.4))  # then dies at a random point, often mid-episode
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         store = EpisodeStore(path)  # opens without error after every kill
@@ -144,7 +148,7 @@ def test_sigkilled_writers_never_break_committed_episodes(tmp_path):
         for e in range(len(store)):
             check_episode(store, e)
         committed_before = len(store)
-    assert committed_before > 12  # the writers got real work done between kills
+    assert committed_before >= 6  # the writers got real work done between kills
     with store.writer("after the crashes") as w:  # the partial episode is dropped, appending goes on
         assert w.frames == store.num_frames
         e = len(store)
@@ -211,3 +215,35 @@ def test_statistics_refuse_nan():
 
     with pytest.raises(ValueError, match="1 frames hold NaN"):
         key_stats(np.array([[0.0, 1.0], [np.nan, 2.0]]))
+
+
+def test_outcome_sources_are_kept_and_stores_made_before_them_gain_the_columns(tmp_path):
+    import shutil
+
+    from robot_parl.data.episode_store import Outcome
+
+    store = EpisodeStore.create(tmp_path / "s", SCHEMA)
+    with store.writer("test") as w:
+        w.begin("rollout", instruction="episode 0")
+        w.add(frame(0, 0))
+        w.end(True, outcome=Outcome("classifier", 123456789012, 1))
+        w.begin("rollout", instruction="episode 1")
+        w.add(frame(1, 0))
+        with pytest.raises(StoreError, match="outcome source must be one of"):
+            w.end(False, outcome=Outcome("guess"))
+        w.end(False, outcome=Outcome("operator", 123456789012, 1))  # the operator overrode the classifier
+    store.refresh()
+    assert [e.outcome for e in store.episodes()] == [Outcome("classifier", 123456789012, 1),
+                                                     Outcome("operator", 123456789012, 1)]
+    # a store written before the outcome columns existed: its rows read as unrecorded, its writer adds them
+    for column in ("outcome_source", "classifier_version", "classifier_success"):
+        shutil.rmtree(tmp_path / "s" / "meta" / "episodes" / column)
+    old = EpisodeStore(tmp_path / "s")
+    assert [e.outcome for e in old.episodes()] == [Outcome(), Outcome()] and old.info(1).success is False
+    with old.writer("test") as w:
+        w.begin("teleop", instruction="episode 2")
+        w.add(frame(2, 0))
+        w.end(True, outcome=Outcome("operator"))
+    old.refresh()
+    assert [e.outcome for e in old.episodes()] == [Outcome(), Outcome(), Outcome("operator")]
+

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from robot_parl.data.episode_store import EpisodeStore
+from robot_parl.data.episode_store import EpisodeStore, Outcome
 from robot_parl.runtime.supervisor import ENTRY
 from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
@@ -30,10 +30,10 @@ def _step(episode, index, stamp=None, **changes):
     return Step(**fields)
 
 
-def _episode(episode_id, steps=3, stamps=None):
+def _episode(episode_id, steps=3, stamps=None, **outcome):
     stamps = stamps or [None] * (steps + 1)
     out = [_step(episode_id, i, stamps[i]) for i in range(steps)]
-    return out + [_step(episode_id, steps, stamps[steps], final=True, success=True, reward=0.0)]
+    return out + [_step(episode_id, steps, stamps[steps], final=True, success=True, reward=0.0, **outcome)]
 
 
 BAD = [
@@ -73,7 +73,9 @@ def test_wrong_steps_are_refused_and_the_learner_lives_on(tmp_path):
             steps.put(step)
         for step in _episode("backwards", stamps=[4_000_000, 3_000_000, 2_000_000, 1_000_000]):
             steps.put(step)
-        for step in _episode("good"):
+        for step in _episode("unknown outcome source", outcome_source="guess"):
+            steps.put(step)
+        for step in _episode("good", outcome_source="classifier", classifier_version=77, classifier_success=1):
             steps.put(step)
 
         def heard(counter, value):
@@ -86,8 +88,8 @@ def test_wrong_steps_are_refused_and_the_learner_lives_on(tmp_path):
         deadline = time.monotonic() + 60
         beat = heard("episodes", 1)
         assert learner.poll() is None
-        assert beat.counters["refused_steps"] == len(BAD) and beat.counters["refused_episodes"] == 1
-        assert {"good", "backwards"} <= set(beat.committed)  # the refused one is acknowledged too
+        assert beat.counters["refused_steps"] == len(BAD) and beat.counters["refused_episodes"] == 2
+        assert {"good", "backwards", "unknown outcome source"} <= set(beat.committed)  # refused ones are acknowledged
         sub.undeclare()
         steps.close()
     finally:
@@ -101,6 +103,7 @@ def test_wrong_steps_are_refused_and_the_learner_lives_on(tmp_path):
     assert log.count("refused") < len(BAD)
     store = EpisodeStore(out / "episodes")
     assert [e.episode_id for e in store.episodes()] == ["good"] and len(store.info(0)) == 4
+    assert store.info(0).outcome == Outcome("classifier", 77, 1)
 
 
 @pytest.mark.parametrize("damage", ["latest names nothing", "truncated agent file"])
