@@ -86,9 +86,12 @@ class LiveView:
         return f"http://{host}:{port}/"
 
     def decision(self, images: dict[str, np.ndarray], candidates: np.ndarray, candidate_q: np.ndarray,
-                 action: np.ndarray, action_q: float, step: int, episode_id: str, names: list[str]) -> None:
+                 action: np.ndarray, action_q: float, step: int, episode_id: str, names: list[str],
+                 success: dict[str, Any] | None = None) -> None:
         """One control step: the frames it saw, the N candidates [N, A] with their Q [N], and the chosen
-        (refined) action [A] with its Q; actions in the robot's units, ``names`` naming their dimensions."""
+        (refined) action [A] with its Q; actions in the robot's units, ``names`` naming their dimensions;
+        ``success``: a success classifier's probability for each frame of the episode so far ("trace") and its
+        "threshold"."""
         with self._lock:
             self._images = dict(images)
             self._state["step_seq"] += 1
@@ -97,7 +100,10 @@ class LiveView:
                                        "candidates": np.asarray(candidates, float).round(5).tolist(),
                                        "candidate_q": np.asarray(candidate_q, float).round(5).tolist(),
                                        "action": np.asarray(action, float).round(5).tolist(),
-                                       "action_q": round(float(action_q), 5)}
+                                       "action_q": round(float(action_q), 5),
+                                       "success": None if success is None else
+                                       {"trace": [round(float(p), 4) for p in success["trace"]],
+                                        "threshold": round(float(success["threshold"]), 4)}}
 
     def session(self, outcomes: list[bool], versions: dict[str, int], latency_ms: dict[str, float],
                 counters: dict[str, int], learner: dict[str, Any] | None) -> None:

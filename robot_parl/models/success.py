@@ -58,12 +58,8 @@ class SuccessClassifier(nn.Module):
 
     def outcome(self, probabilities: Sequence[float]) -> tuple[bool, int]:
         """(success, the frame at which it was decided, -1 for none) for an episode's per-frame probabilities."""
-        run = 0
-        for t, p in enumerate(probabilities):
-            run = run + 1 if p >= self.threshold else 0
-            if run >= self.consecutive:
-                return True, t
-        return False, -1
+        watch = SuccessWatch(self)
+        return next(((True, t) for t, p in enumerate(probabilities) if watch.feed(float(p))), (False, -1))
 
     def expects(self) -> dict:
         """What it reads: cameras (name -> [height, width]) and the proprio size."""
@@ -108,3 +104,25 @@ class SuccessClassifier(nn.Module):
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:  # missing, truncated, foreign
             raise ValueError(f"{path}: not a success classifier ({err})") from None
         return model
+
+
+class SuccessWatch:
+    """A classifier watching one episode frame by frame: the probabilities so far and whether it has decided
+    (``consecutive`` frames in a row at or above the threshold)."""
+
+    def __init__(self, classifier: SuccessClassifier):
+        self.classifier = classifier
+        self.trace: list[float] = []
+        self.run = 0
+        self.decided = False
+
+    def see(self, obs: Obs) -> bool:
+        """Score one observation (a batch of one); returns whether the episode has succeeded."""
+        return self.feed(float(self.classifier.probability(obs)[0]))
+
+    def feed(self, probability: float) -> bool:
+        """The next frame's probability; returns whether the episode has succeeded."""
+        self.trace.append(round(probability, 4))
+        self.run = self.run + 1 if probability >= self.classifier.threshold else 0
+        self.decided = self.decided or self.run >= self.classifier.consecutive
+        return self.decided

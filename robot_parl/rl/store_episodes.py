@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, EpisodeWriter, Source, StoreError
+from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, EpisodeWriter, Outcome, Source, StoreError
 from robot_parl.models.action_space import ActionSpace
 from robot_parl.models.encoders import Obs, unflatten_obs
 from robot_parl.rl.replay import Episode, Replay
@@ -28,7 +28,7 @@ ONLINE_SOURCES: tuple[Source, ...] = ("rollout", "intervention")
 def write_episode(writer: EpisodeWriter, obs: dict[str, np.ndarray], actions: np.ndarray, rewards: np.ndarray,
                   success: bool, source: Source, candidates: torch.Tensor | None = None, policy_version: int = 0,
                   instruction: str = "", timestamps: np.ndarray | None = None, critic_version: int = 0,
-                  episode_id: str = "", partial: bool = False) -> int:
+                  episode_id: str = "", partial: bool = False, outcome: Outcome | None = None) -> int:
     """Commit one episode (obs [T + 1, ...] under flat keys, actions [T, A], rewards [T]); returns its index."""
     t = len(actions)
     timestamps = np.arange(t + 1, dtype=np.float64) if timestamps is None else timestamps
@@ -42,7 +42,7 @@ def write_episode(writer: EpisodeWriter, obs: dict[str, np.ndarray], actions: np
         if candidates is not None:
             frame["candidates"] = candidates[i].numpy()
         writer.add(frame)
-    return writer.end(success, partial).index
+    return writer.end(success, partial, outcome=outcome or Outcome()).index
 
 
 def read_episode(store: EpisodeStore, index: int, obs_keys: Sequence[str], action_space: ActionSpace,

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_parl.data.episode_store import KeySpec
+from robot_parl.data.episode_store import KeySpec, Outcome
 from robot_parl.eval.live import LiveView, parse_address
 from robot_parl.models.base import copy_state
 from robot_parl.models.encoders import robot_obs
+from robot_parl.models.success import SuccessClassifier, SuccessWatch
 from robot_parl.rl.action_opt import mean_trust
 from robot_parl.robots.remote import RemoteRobotEnv
 from robot_parl.runtime.config import FinetuneConfig, build_agent
@@ -77,6 +78,7 @@ class Actor:
         self.log = log
         self.spec = cfg.spec()
         self.agent, self.actions = build_agent(cfg, self.spec, "actor")
+        self.classifier = self._load_classifier()  # refused here, before anything is written
         link = cfg.link
         self.keys = KeySpace(link.session, link.robot)
         learner_keys = KeySpace(link.session, "learner")
@@ -106,6 +108,16 @@ class Actor:
         from torch.utils.tensorboard import SummaryWriter
 
         self.tensorboard = SummaryWriter(str(Path(out_dir) / "tensorboard"))
+
+    def _load_classifier(self) -> SuccessClassifier | None:
+        if self.cfg.actor.reward == "operator":
+            return None
+        try:
+            classifier = SuccessClassifier.load(self.cfg.actor.classifier)
+            classifier.check_fits(self.spec.observation_keys())
+        except ValueError as err:
+            raise ConfigError("actor.classifier", str(err)) from None
+        return classifier
 
     def _open_live_view(self, out_dir: Path) -> LiveView | None:
         address = self.cfg.actor.live_view
@@ -207,11 +219,13 @@ class Actor:
         self.latency_ms["journal_commit" if step.final else "journal"] = (time.perf_counter() - sent) * 1e3
         self.counters["steps_sent"] += 1
 
-    def _show_decision(self, obs: dict, t: int, action: np.ndarray, candidates: np.ndarray) -> None:
+    def _show_decision(self, obs: dict, t: int, action: np.ndarray, candidates: np.ndarray,
+                       watch: SuccessWatch | None) -> None:
         if self.live is None:
             return
+        success = None if watch is None else {"trace": watch.trace, "threshold": self.classifier.threshold}
         self.live.decision(obs.get("images", {}), candidates, self._q[0], action, self._q[1], t, self.episode_id,
-                           self.spec.action.names)
+                           self.spec.action.names, success)
         self._show_session()
 
     def _show_session(self) -> None:
@@ -225,12 +239,15 @@ class Actor:
         self.live.session(self.successes, self.versions, self.latency_ms, dict(self.counters), learner)
 
     def _step_message(self, index: int, stamp_ns: int, obs: dict, action: np.ndarray, candidates: np.ndarray,
-                      reward: float, source: str = "rollout", final: bool = False, success: bool = False) -> Step:
+                      reward: float, source: str = "rollout", final: bool = False, success: bool = False,
+                      outcome: Outcome | None = None) -> Step:
+        outcome = outcome or Outcome()
         return Step(actor=self.name, episode_id=self.episode_id, index=index, stamp_ns=stamp_ns,
                     images=dict(obs.get("images", {})), proprio=np.asarray(obs["proprio"], np.float32),
                     action=action.astype(np.float32), candidates=candidates.astype(np.float32), reward=reward,
                     source=source, policy_version=self.versions["policy"], critic_version=self.versions["critic"],
-                    instruction=obs["instruction"], final=final, success=success)
+                    instruction=obs["instruction"], final=final, success=success, outcome_source=outcome.source,
+                    classifier_version=outcome.classifier_version, classifier_success=outcome.classifier_success)
 
     def _observe(self, obs: dict, instruction: str) -> dict:
         return {**obs, "instruction": instruction}
@@ -285,44 +302,94 @@ class Actor:
                                                     "give a task list (actor.instructions), the robot side's "
                                                     "--instruction, or policy.vla.instruction")
         obs = self._observe(obs, instruction)
-        terminated, label, pending, t = False, None, None, 0
+        watch = None if self.classifier is None else SuccessWatch(self.classifier)
+        ended, label, pending, robot_success, labelled, t = False, None, None, False, False, 0
         for t in range(self.cfg.actor.horizon):
             self.apply_weights()
             takeover, label, resumed = self._operator()
+            if label is not None and not self.quit and self.cfg.actor.reward == "classifier":
+                self.counters["labels_ignored"] += 1  # the classifier gives outcomes; quit and e-stop still end
+                label = None
             if label is not None:
                 break
             obs = self._observe(resumed, instruction) if resumed else obs
+            if watch is not None and self._watch(watch, obs):
+                break
             action, candidates = self.decide(obs)
-            self._show_decision(obs, t, action, candidates)
+            self._show_decision(obs, t, action, candidates, watch)
             source = "rollout"
             if takeover is not None:  # the operator's motion, already in robot units
                 action, source = np.asarray(takeover, np.float32), "intervention"
                 self.counters["intervention_steps"] += 1
             stamp, started = self.env.last.stamp_ns, time.perf_counter()
-            next_obs, _, terminated, truncated, _ = self.env.step(action)
+            next_obs, _, terminated, truncated, info = self.env.step(action)
             self.latency_ms["obs_wait"] = (time.perf_counter() - started) * 1e3
+            robot_success, labelled = robot_success or terminated, bool(info["labelled"])
+            ended = (terminated and watch is None) or truncated  # a watched episode ends when the classifier says
             if pending is not None:
                 self._send(pending)
-            pending = self._step_message(t, stamp, obs, action, candidates, 0.0 if terminated else -1.0, source)
+            pending = self._step_message(t, stamp, obs, action, candidates, -1.0, source)  # settled at the end
             obs = self._observe(next_obs, instruction)
-            if terminated or truncated:
-                t += 1
+            if ended:
                 break
         self.env.hold()
         if pending is None:  # labelled before the first step: nothing to record
             self.counters["empty_episodes"] += 1
             return False
-        success = terminated if label is None else label == "success"
+        if watch is not None and label is None and not watch.decided:
+            self._watch(watch, obs)  # the last frame counts too
+        success, outcome = self._outcome(label or self._override(watch), watch, robot_success, labelled)
         pending.reward = 0.0 if success else -1.0
         self._send(pending)
         final_candidates = self.decide(obs)[1]  # TD targets at s_T need candidates too
         self._send(self._step_message(pending.index + 1, self.env.last.stamp_ns, obs,
                                       np.zeros(self.spec.action.dim, np.float32), final_candidates, 0.0,
-                                      final=True, success=success))
+                                      final=True, success=success, outcome=outcome))
         self.successes.append(success)
         self.counters["episodes"] += 1
         self._log_episode(pending.index + 1)
         return success
+
+    def _watch(self, watch: SuccessWatch, obs: dict) -> bool:
+        started = time.perf_counter()
+        decided = watch.see(robot_obs(obs))
+        self.latency_ms["success"] = (time.perf_counter() - started) * 1e3
+        return decided
+
+    def _override(self, watch: SuccessWatch | None) -> str | None:
+        """reward=both: an operator's label within override_s after the classifier ended the episode."""
+        if watch is None or self.operator is None or self.cfg.actor.reward != "both":
+            return None
+        self.counters["override_windows"] += 1
+        deadline = time.monotonic() + self.cfg.actor.override_s
+        while time.monotonic() < deadline and not self.quit:
+            for event in self.operator.poll(0).events:
+                if event in ("success", "failure"):
+                    return event
+                if event in ("quit", "estop"):
+                    self.quit = True
+                    if event == "estop":
+                        self.env.estop()
+                        self.counters["estops"] += 1
+            time.sleep(0.05)
+        return None
+
+    def _outcome(self, label: str | None, watch: SuccessWatch | None, robot_success: bool,
+                 labelled: bool) -> tuple[bool, Outcome]:
+        """The episode's success and who gave it (see ActorConfig.reward); disagreements are counted."""
+        said = -1 if watch is None else int(watch.decided)
+        version = 0 if watch is None else self.classifier.version
+        if label is not None:
+            success, source = label == "success", "operator"
+        elif watch is not None:
+            success, source = watch.decided, "classifier"
+        else:
+            success, source = robot_success, "operator" if labelled else "sim" if robot_success else "horizon"
+        if said >= 0 and said != success:
+            self.counters["classifier_overridden"] += 1
+        if watch is not None and robot_success != success:
+            self.counters["robot_side_disagreed"] += 1  # a simulator (or a robot side's label) saw it otherwise
+        return success, Outcome(source, version, said)
 
     def _log_episode(self, steps: int) -> None:
         """TensorBoard, per episode: outcome, length, versions, candidate Q spread, OptimizedActions.trust() (README:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_parl.data.episode_store import EpisodeStore, EpisodeWriter, KeySpec, Source, StoreError, rl_schema
+from robot_parl.data.episode_store import EpisodeStore, EpisodeWriter, KeySpec, Outcome, Source, StoreError, rl_schema
 from robot_parl.robots.remote import RemoteRobotEnv
 from robot_parl.robots.spec import RobotSpec
 from robot_parl.teleop.device import TeleopDevice, hold_action
@@ -94,7 +94,7 @@ class Collector:
     def _episode(self) -> None:
         obs, info = self.env.reset()
         self.writer.begin(self.source, instruction=obs["instruction"])
-        gripper, pending, outcome, steps = None, None, None, 0
+        gripper, pending, outcome, steps, given_by = None, None, None, 0, "operator"
         started = last_status = time.monotonic()
         while outcome is None:
             polled = self.device.poll(self.env.last.stamp_ns)
@@ -111,15 +111,16 @@ class Collector:
             pending = frame
             if terminated:
                 outcome = "success"
+                given_by = "operator" if info.get("labelled") else "sim"
             elif steps >= self.horizon:
-                outcome = "failure"
+                outcome, given_by = "failure", "horizon"
             if time.monotonic() - last_status > 0.5:
                 last_status = time.monotonic()
                 self.status(self._status_line(steps, steps / (last_status - started)))
         self.env.hold()
-        self._finish(outcome, pending, obs, steps)
+        self._finish(outcome, pending, obs, steps, given_by)
 
-    def _finish(self, outcome: str, pending: dict | None, obs: dict, steps: int) -> None:
+    def _finish(self, outcome: str, pending: dict | None, obs: dict, steps: int, given_by: str) -> None:
         if outcome == "quit":
             self.report.quit = True
         if outcome in ("discard", "quit") or pending is None:
@@ -131,7 +132,7 @@ class Collector:
         pending["reward"] = np.float32(0.0 if success else -1.0)
         self.writer.add(pending)
         self.writer.add(self._frame(obs, np.zeros_like(pending["action"]), 0.0))
-        info = self.writer.end(success)
+        info = self.writer.end(success, outcome=Outcome(given_by))
         self.report.committed += 1
         self.report.successes += int(success)
         self.report.frames += len(info)

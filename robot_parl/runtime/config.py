@@ -65,6 +65,15 @@ class ActorConfig:
     # The live web page (host:port; port 0: any free port; null: off). Unauthenticated: keep it on loopback
     # unless the network is trusted. A taken port falls back to a free one (the URL is logged).
     live_view: str | None = "127.0.0.1:8765"
+    # Who ends an episode and gives its outcome. "operator": an operator's label, else a simulator's success, else
+    # failure at the horizon. "classifier": the success classifier in ``classifier`` (`robot-parl reward train`):
+    # success once it is confident for its number of consecutive frames, failure at the horizon; nobody labels
+    # (an operator device still takes over, pauses, e-stops). "both": the classifier, and an operator's label
+    # overrides it, during the episode or within ``override_s`` after the classifier ended it; every disagreement
+    # is counted and stored with the episode (Outcome: the classifier's own call and version).
+    reward: Literal["operator", "classifier", "both"] = "operator"
+    classifier: str = ""
+    override_s: float = 2.0
 
     def instruction_for(self, episode: int, robot_side: str) -> str:
         """Episode ``episode``'s instruction: from the task list, else what the robot side sent."""
@@ -80,6 +89,10 @@ class ActorConfig:
             except ValueError as err:
                 raise ConfigError("live_view", f"{err}, or null to turn it off") from None
         require(self.horizon >= 1, "horizon", "an integer >= 1", self.horizon)
+        # (the file is read where the actor runs: this config may be written on another machine)
+        require(self.reward == "operator" or bool(self.classifier), "classifier",
+                f"a success classifier file (`robot-parl reward train`) for reward={self.reward!r}", self.classifier)
+        require(self.override_s >= 0, "override_s", "a number of seconds >= 0", self.override_s)
         require(self.learner_timeout_s > 0, "learner_timeout_s", "a positive number of seconds",
                 self.learner_timeout_s)
 

@@ -24,7 +24,7 @@ import torch
 
 from robot_parl import typed_config
 from robot_parl.data.demo_files import DemoFileError, demo_file_kind, load_demos
-from robot_parl.data.episode_store import EpisodeStore, KeySpec, StoreError, rl_schema
+from robot_parl.data.episode_store import EpisodeStore, KeySpec, Outcome, StoreError, rl_schema
 from robot_parl.eval.rollouts import Rollout, run_episodes, success_rate
 from robot_parl.models.action_space import LinearActionSpace
 from robot_parl.models.autoregressive import AutoregressiveConfig
@@ -390,8 +390,10 @@ class LocalRun:
         return self.curve
 
     def _commit(self, rollout: Rollout, source: str) -> None:
+        # a file's demonstrations come with outcomes someone gave; the simulator gives the others
         write_episode(self.writer, rollout.obs, rollout.actions, rollout.rewards, rollout.terminated, source,
-                      rollout.candidates, self.agent.counters["policy_version"])
+                      rollout.candidates, self.agent.counters["policy_version"],
+                      outcome=Outcome("" if source == "teleop" else "sim"))
 
     def _ingest(self) -> None:
         """Feed newly committed episodes to replay; online ones are trained on at the configured UTDs."""

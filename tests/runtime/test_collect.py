@@ -50,6 +50,7 @@ def test_scripted_expert_demonstrations_recorded_over_the_protocol(tmp_path):
 
     store = EpisodeStore(tmp_path / "demos")
     assert [e.source for e in store.episodes()] == ["sim"] * 3 and all(e.success for e in store.episodes())
+    assert [e.outcome.source for e in store.episodes()] == ["sim"] * 3  # the simulator said so
     assert store.robot_spec["name"] == "sim_tabletop"
     for index in range(3):
         ep = store.episode(index)
@@ -131,6 +132,7 @@ def test_keyboard_operator_records_labels_and_discards_on_a_real_pty(tmp_path, k
     assert actions[:, 0].sum() == pytest.approx(0.02, abs=1e-7) and np.all(actions[:, 1:6] == 0)
     assert actions[0, 6] == 1.0 and actions[-1, 6] == 0.0  # the gripper closed and stayed closed
     assert ep["reward"][-2] == 0.0 and store.info(0).source == "teleop"
+    assert store.info(0).outcome.source == "operator"  # labelled on the keyboard
     assert ep["proprio"][-1, 0] - ep["proprio"][0, 0] == pytest.approx(0.02, abs=1e-6)  # the arm moved 2 cm
 
 
