@@ -81,6 +81,7 @@ bench: $(STAMP) $(ROS_STAMP)
 	$(PY) -m benchmarks.vla_sampling --json benchmarks/results/vla_sampling.json
 	$(PY) -m benchmarks.parl_sim --json benchmarks/results/parl_sim.json
 	$(PY) -m benchmarks.no_dip --json benchmarks/results/no_dip.json
+	$(PY) -m benchmarks.success_detection --json benchmarks/results/success_detection.json
 	$(PY) -m benchmarks.faults --json benchmarks/results/faults.json
 
 docker:
