@@ -11,49 +11,18 @@ import pytest
 
 from robot_parl import typed_config
 from robot_parl.data.episode_store import EpisodeStore
-from robot_parl.robots.side import RobotSide
-from robot_parl.robots.sim.kinematic_arm import KinematicArm
-from robot_parl.runtime.actor import Actor
-from robot_parl.runtime.config import FinetuneConfig, build_agent
-from robot_parl.teleop.keyboard import Keyboard
-from robot_parl.transport.channel import Inbox, subscribe
-from robot_parl.transport.keys import KeySpace
+from robot_parl.runtime.config import FinetuneConfig
 from robot_parl.transport.messages import Step
 
 CAMERA = "cameras=[{name: front, width: 32, height: 24}]"
 
 
 @pytest.fixture
-def session_parts(zenoh_pair, tmp_path, learner_link):
-    robot_session, actor_session = zenoh_pair
-    cfg = typed_config.load(FinetuneConfig, "configs/finetune-tiny-vla.yaml", [
+def session_parts(actor_on_arm):
+    return actor_on_arm(typed_config.load(FinetuneConfig, "configs/finetune-tiny-vla.yaml", [
         "robot_spec=widowx", f"robot_overrides=['{CAMERA}', 'control_rate_hz=20']", "policy.kind=gaussian",
         "policy.gaussian.hidden_dims=[16]", "parl.num_samples=4", "parl.top_k=2", "link.session=op",
-        "actor.horizon=200"])
-    spec = cfg.spec()
-    side = RobotSide(KinematicArm(spec, seed=1), robot_session, KeySpace("op", "robot0"))
-    stop = threading.Event()
-    thread = threading.Thread(target=side.run, args=(stop,), daemon=True)
-    thread.start()
-    steps = Inbox(Step, maxlen=10_000)
-    sub = subscribe(robot_session, KeySpace("op", "robot0").step, steps)
-    publisher = learner_link(robot_session, "op")  # the learner's part
-    master, slave = os.openpty()
-    actor = Actor(cfg, tmp_path / "actor", actor_session, log=lambda line: None,
-                  operator=Keyboard(spec.action.low, spec.action.high, step=0.5, fd=slave))
-    assert publisher.weights.matched(10)
-    learner, _ = build_agent(cfg, spec)
-    publisher.publish("policy", "L", 0, learner.policy.sync_state())
-    publisher.publish("critic", "L", 0, learner.critic.state_dict())
-    actor.wait_for_weights(threading.Event())
-    yield actor, side, steps, master
-    actor.close()
-    os.close(master)
-    os.close(slave)
-    sub.undeclare()
-    stop.set()
-    thread.join(10)
-    side.close()
+        "actor.horizon=200"]))
 
 
 def _wait(condition, timeout=20.0):

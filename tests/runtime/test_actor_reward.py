@@ -15,14 +15,8 @@ import torch
 from robot_parl import typed_config
 from robot_parl.data.episode_store import EpisodeStore, Outcome
 from robot_parl.models.success import SuccessClassifier
-from robot_parl.robots.side import RobotSide
-from robot_parl.robots.sim.kinematic_arm import KinematicArm
 from robot_parl.runtime.actor import Actor
-from robot_parl.runtime.config import FinetuneConfig, build_agent
-from robot_parl.teleop.keyboard import Keyboard
-from robot_parl.transport.channel import Inbox, subscribe
-from robot_parl.transport.keys import KeySpace
-from robot_parl.transport.messages import Step
+from robot_parl.runtime.config import FinetuneConfig
 from robot_parl.typed_config import ConfigError
 
 CAMERA = "cameras=[{name: front, width: 32, height: 24}]"
@@ -47,43 +41,6 @@ def config(reward: str, path) -> FinetuneConfig:
         f"actor.horizon={HORIZON}", f"actor.reward={reward}", f"actor.classifier={path}", "actor.override_s=5"])
 
 
-@pytest.fixture
-def start(zenoh_pair, tmp_path, learner_link):
-    """start(cfg) -> (actor, steps inbox, keyboard fd) on a running robot side, with weights from a learner."""
-    robot_session, actor_session = zenoh_pair
-    made = []
-
-    def make(cfg: FinetuneConfig):
-        spec = cfg.spec()
-        side = RobotSide(KinematicArm(spec, seed=1), robot_session, KeySpace("rw", "robot0"))
-        stop = threading.Event()
-        thread = threading.Thread(target=side.run, args=(stop,), daemon=True)
-        thread.start()
-        steps = Inbox(Step, maxlen=10_000)
-        sub = subscribe(robot_session, KeySpace("rw", "robot0").step, steps)
-        publisher = learner_link(robot_session, "rw")
-        master, slave = os.openpty()
-        actor = Actor(cfg, tmp_path / "actor", actor_session, log=lambda line: None,
-                      operator=Keyboard(spec.action.low, spec.action.high, step=0.5, fd=slave))
-        made.append((actor, sub, stop, thread, side, master, slave))
-        assert publisher.weights.matched(10)
-        learner, _ = build_agent(cfg, spec)
-        publisher.publish("policy", "L", 0, learner.policy.sync_state())
-        publisher.publish("critic", "L", 0, learner.critic.state_dict())
-        actor.wait_for_weights(threading.Event())
-        return actor, steps, master
-
-    yield make
-    for actor, sub, stop, thread, side, master, slave in made:
-        actor.close()
-        os.close(master)
-        os.close(slave)
-        sub.undeclare()
-        stop.set()
-        thread.join(10)
-        side.close()
-
-
 def _episode_steps(steps, actor, timeout=20.0):
     got, deadline = [], time.monotonic() + timeout
     while not (got and got[-1].final):
@@ -93,8 +50,8 @@ def _episode_steps(steps, actor, timeout=20.0):
     return got
 
 
-def test_the_classifier_ends_episodes_and_gives_their_outcome(start, tmp_path):
-    actor, steps, keys = start(config("classifier", classifier(tmp_path / "sure.safetensors", 10.0)))
+def test_the_classifier_ends_episodes_and_gives_their_outcome(actor_on_arm, tmp_path):
+    actor, _, steps, keys = actor_on_arm(config("classifier", classifier(tmp_path / "sure.safetensors", 10.0)))
     os.write(keys, b"n")  # an operator's label is not an outcome here: ignored, counted
     assert actor.episode() is True
     episode = _episode_steps(steps, actor)
@@ -108,16 +65,16 @@ def test_the_classifier_ends_episodes_and_gives_their_outcome(start, tmp_path):
     assert journal.info(0).outcome == Outcome("classifier", 42, 1)
 
 
-def test_never_confident_is_a_failure_at_the_horizon(start, tmp_path):
-    actor, steps, _ = start(config("classifier", classifier(tmp_path / "never.safetensors", -10.0)))
+def test_never_confident_is_a_failure_at_the_horizon(actor_on_arm, tmp_path):
+    actor, _, steps, _ = actor_on_arm(config("classifier", classifier(tmp_path / "never.safetensors", -10.0)))
     assert actor.episode() is False
     episode = _episode_steps(steps, actor)
     assert len(episode) == HORIZON + 1 and not episode[-1].success
     assert (episode[-1].outcome_source, episode[-1].classifier_success) == ("classifier", 0)
 
 
-def test_an_operator_overrides_the_classifier_and_the_disagreement_is_kept(start, tmp_path):
-    actor, steps, keys = start(config("both", classifier(tmp_path / "sure.safetensors", 10.0)))
+def test_an_operator_overrides_the_classifier_and_the_disagreement_is_kept(actor_on_arm, tmp_path):
+    actor, _, steps, keys = actor_on_arm(config("both", classifier(tmp_path / "sure.safetensors", 10.0)))
     result = {}
     thread = threading.Thread(target=lambda: result.update(success=actor.episode()), daemon=True)
     thread.start()
