@@ -303,7 +303,7 @@ class Actor:
                                                     "--instruction, or policy.vla.instruction")
         obs = self._observe(obs, instruction)
         watch = None if self.classifier is None else SuccessWatch(self.classifier)
-        ended, label, pending, robot_success, labelled, t = False, None, None, False, False, 0
+        label, pending, robot_success, labelled = None, None, False, False
         for t in range(self.cfg.actor.horizon):
             self.apply_weights()
             takeover, label, resumed = self._operator()
