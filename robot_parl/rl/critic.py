@@ -74,9 +74,13 @@ class QEnsemble(nn.Module):
         state_dict.setdefault(prefix + "trusted", torch.zeros(()))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def _autocast(self, device: torch.device):
+        return torch.autocast(device.type, torch.bfloat16, enabled=self.cfg.autocast == "bf16")
+
     def encode(self, obs: Obs, augment: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """Observation dict -> z [B, D] (DrQ shifts applied to images when ``augment``)."""
-        return self.encoder(obs, augment=augment, generator=generator)
+        with self._autocast(self.trusted.device):
+            return self.encoder(obs, augment=augment, generator=generator).float()
 
     def q(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """z [B, D] and actions [B, A] or [B, K, A] -> Q [E, B] or [E, B, K]."""
@@ -88,10 +92,11 @@ class QEnsemble(nn.Module):
         b, k, _ = a.shape
         e = self.ensemble_size
         a_e = a.unsqueeze(0).expand(e, b, k, self.action_dim)
-        h = F.gelu(self.norms[0](self._first_layer(z, a_e)))
-        for layer, norm in zip(self.layers[1:], self.norms[1:]):
-            h = F.gelu(norm(layer(torch.cat([h, a_e], dim=-1))))
-        q = self.out(torch.cat([h, a_e], dim=-1)).squeeze(-1)  # [E, B, K]
+        with self._autocast(z.device):
+            h = F.gelu(self.norms[0](self._first_layer(z, a_e)))
+            for layer, norm in zip(self.layers[1:], self.norms[1:]):
+                h = F.gelu(norm(layer(torch.cat([h, a_e], dim=-1))))
+            q = self.out(torch.cat([h, a_e], dim=-1)).squeeze(-1).float()  # [E, B, K]
         return q[:, :, 0] if single else q
 
     def _first_layer(self, z: torch.Tensor, a_e: torch.Tensor) -> torch.Tensor:

@@ -161,3 +161,33 @@ def test_critic_step_fits_a_constant_return():
         loss.backward()
         opt.step()
     assert abs(m["q_data"] + 3.0) < 0.2
+
+
+def test_bf16_autocast_keeps_q_in_float32_close_to_full_precision_and_still_fits():
+    import dataclasses
+
+    full = _critic(spec=ObsSpec(proprio_dim=4, cameras=("front",)), cfg=dataclasses.replace(
+        SMALL, image_encoder="small_cnn", image_size=32))
+    half = _critic(spec=ObsSpec(proprio_dim=4, cameras=("front",)), cfg=dataclasses.replace(
+        SMALL, image_encoder="small_cnn", image_size=32, autocast="bf16"))
+    half.load_state_dict(full.state_dict())
+    obs = {"proprio": torch.randn(3, 4), "images": {"front": torch.randint(0, 255, (3, 32, 32, 3), dtype=torch.uint8)}}
+    actions = torch.rand(3, 6, 2) * 2 - 1
+    q_full, q_half = full.q(full.encode(obs), actions), half.q(half.encode(obs), actions)
+    assert q_half.dtype == torch.float32 and half.encode(obs).dtype == torch.float32
+    assert not torch.equal(q_full, q_half)  # the matmuls ran in bfloat16
+    assert torch.allclose(q_full, q_half, atol=0.05)  # bfloat16 keeps ~3 significant digits
+    # training in bf16 still fits a constant return (as the float32 test above)
+    cfg = ParlConfig(num_samples=6, top_k=2, local_steps=1, critic=dataclasses.replace(SMALL, autocast="bf16"))
+    critic = _critic(cfg=cfg.critic)
+    target = critic.make_target()
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-2)
+    batch = _batch()
+    batch.discounts[:] = 0.0
+    batch.rewards[:] = -3.0
+    for _ in range(200):
+        loss, m = critic_loss(critic, target, batch, cfg, -torch.ones(2), torch.ones(2))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert abs(m["q_data"] + 3.0) < 0.2
