@@ -40,7 +40,7 @@ class CriticConfig:
     calql: bool = True
     # "bf16": the encoder and the heads run under bf16 autocast (matmuls and convolutions in bfloat16, Q and the
     # losses in float32): less memory and time on GPUs with bf16 units
-    autocast: Literal["off", "bf16"] = "off"
+    autocast: Literal["none", "bf16"] = "none"
 
     def validate(self) -> None:
         require(self.ensemble_size >= 2, "ensemble_size", "an integer >= 2", self.ensemble_size)
