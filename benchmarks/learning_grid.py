@@ -97,12 +97,24 @@ def run_grid(policies: list[str], seeds: list[int], overrides: list[str], run: C
 MAX_DIP = 0.05  # the most the seeds' mean may fall below the base at any evaluation point
 
 
-def dip(curves: list[list[dict]], bases: list[float]) -> dict:
+def base_estimate(curve: list[dict], bc_success: float) -> float:
+    """The BC policy's success on a curve's layouts from every evaluation of it there: right after BC, the policy
+    alone at episode 0 and, while the critic is not trusted, the agent at 0 (it acts with the policy's first sample).
+    Each alone carries one evaluation's sampling noise (about 5 points of standard error on 100 layouts, as large as
+    the dip allowed); their mean carries less."""
+    first = curve[0]
+    evaluations = [bc_success, first["policy_success"]]
+    if first.get("critic_trusted") is False:
+        evaluations.append(first["agent_success"])
+    return statistics.mean(evaluations)
+
+
+def dip(curves: list[list[dict]], bc_successes: list[float]) -> dict:
     """The seeds' mean curves, acting with the critic and with the policy alone, against their mean base (the BC
-    policy alone on the same layouts): the lowest point of either (the policy alone from the first online episodes
-    on, since at 0 it is the base itself) and whether it stays within MAX_DIP of the base."""
+    policy alone on the same layouts, :func:`base_estimate`): the lowest point of either (the policy alone from the
+    first online episodes on, since at 0 it is the base itself) and whether it stays within MAX_DIP of the base."""
     points = min(len(c) for c in curves)
-    base = statistics.mean(bases)
+    base = statistics.mean(base_estimate(c, b) for c, b in zip(curves, bc_successes))
     agent = [statistics.mean(c[i]["agent_success"] for c in curves) for i in range(points)]
     policy = [statistics.mean(c[i]["policy_success"] for c in curves) for i in range(points)]
     low = min(min(agent), min(policy[1:] or policy)) - base

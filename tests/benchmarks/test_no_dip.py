@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from benchmarks.learning_grid import base_estimate
 from benchmarks.no_dip import summarize
 
 
@@ -16,8 +17,8 @@ def _run(task, seed, base, agent, policy):
 
 
 def test_the_summary_finds_the_lowest_mean_point_against_the_base():
-    runs = [_run("pick", 0, 0.5, [0.5, 0.40, 0.9], [0.9, 0.60, 0.9]),
-            _run("pick", 1, 0.4, [0.4, 0.50, 0.8], [0.1, 0.38, 0.8])]
+    runs = [_run("pick", 0, 0.5, [0.5, 0.40, 0.9], [0.5, 0.60, 0.9]),
+            _run("pick", 1, 0.4, [0.4, 0.50, 0.8], [0.4, 0.38, 0.8])]
     s = summarize(runs)["pick/diffusion"]
     # mean base 0.45; agent means 0.45, 0.45, 0.85; the policy alone after the first online episodes 0.49, 0.85
     assert s["agent"] == pytest.approx([0.45, 0.45, 0.85]) and s["lowest_vs_base"] == pytest.approx(0.0)
@@ -25,6 +26,13 @@ def test_the_summary_finds_the_lowest_mean_point_against_the_base():
     runs.append(_run("pick", 2, 0.45, [0.45, 0.1, 0.9], [0.45, 0.45, 0.9]))
     s = summarize(runs)["pick/diffusion"]
     assert s["lowest_vs_base"] == pytest.approx(0.3333 - 0.45, abs=1e-3) and not s["goal_no_dip"]
+
+
+def test_the_base_is_every_evaluation_of_the_bc_policy_on_the_curves_layouts():
+    # after BC 0.64; at episode 0 the policy alone 0.46 and the untrusted agent (the policy's first sample) 0.70
+    first = {"online_episodes": 0, "agent_success": 0.70, "policy_success": 0.46, "critic_trusted": False}
+    assert base_estimate([first], 0.64) == pytest.approx(0.60)
+    assert base_estimate([{**first, "critic_trusted": True}], 0.64) == pytest.approx(0.55)  # the critic acted: not it
 
 
 def test_a_tiny_run_on_the_line_task(tmp_path):
