@@ -59,7 +59,7 @@ def test_bad_config_fails_before_running(tmp_path):
 def test_data_inspect_and_stats(tmp_path):
     import numpy as np
 
-    from robot_parl.data.episode_store import EpisodeStore, KeySpec
+    from robot_parl.data.episode_store import EpisodeStore, KeySpec, Outcome
 
     store = EpisodeStore.create(tmp_path / "s", {"timestamp": KeySpec("float64", ()),
                                                  "action": KeySpec("float32", (3,))})
@@ -68,11 +68,14 @@ def test_data_inspect_and_stats(tmp_path):
             w.begin("teleop", instruction="stack the cups")
             for j in range(4):
                 w.add({"timestamp": float(j), "action": np.array([j, -j, e], np.float32)})
-            w.end(success=e == 1)
+            # the second: the classifier called it a failure, the operator a success
+            w.end(success=e == 1, outcome=Outcome("operator", 7, 0) if e else Outcome("classifier", 7, 0))
     res = _run("data", "inspect", str(tmp_path / "s"))
     assert res.returncode == 0, res.stderr
     text = " ".join(res.stdout.split())  # rich wraps lines to the pipe's width
     assert "2 episodes, 8 frames" in text and "stack the cups" in text and "success 50.0%" in text
+    assert "outcomes given by {'classifier': 1, 'operator': 1}" in text
+    assert "1 outcomes differ from the success classifier's own call" in text
     res = _run("data", "stats", str(tmp_path / "s"), "--keys", "action", "--not-normalized", "action:2")
     assert res.returncode == 0, res.stderr
     stats = EpisodeStore(tmp_path / "s").norm_stats()["action"]

@@ -110,13 +110,17 @@ def _data_inspect(args: argparse.Namespace) -> int:
     console.print(keys)
     if episodes:
         sources = Counter(e.source for e in episodes)
+        given = Counter(e.outcome.source or "unrecorded" for e in episodes)
+        overridden = sum(e.outcome.classifier_success not in (-1, int(e.success)) for e in episodes)
         success = sum(e.success for e in episodes) / len(episodes)
-        console.print(f"sources: {dict(sources)}; success {success:.1%}; "
+        console.print(f"sources: {dict(sources)}; outcomes given by {dict(given)}; success {success:.1%}; "
                       f"frames per episode {min(map(len, episodes))}-{max(map(len, episodes))}")
-        table = Table("episode", "frames", "source", "success", "policy v", "instruction")
+        if overridden:
+            console.print(f"{overridden} outcomes differ from the success classifier's own call")
+        table = Table("episode", "frames", "source", "success", "given by", "policy v", "instruction")
         for e in episodes[-args.last:]:
-            table.add_row(str(e.index), str(len(e)), e.source, "yes" if e.success else "no", str(e.policy_version),
-                          e.instruction)
+            table.add_row(str(e.index), str(len(e)), e.source, "yes" if e.success else "no",
+                          e.outcome.source or "-", str(e.policy_version), e.instruction)
         console.print(table)
     return 0
 
