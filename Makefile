@@ -38,6 +38,7 @@ install: $(STAMP)
 demo: demo-pick demo-vla
 
 demo-pick: $(STAMP)
+	rm -rf runs/demo
 	$(VENV)/bin/robot-parl demo --out runs/demo --config configs/demo-pick.yaml --threads 2
 
 # `make demo`, part 2: a tiny VLA through the robot's own commands and processes, as on a real robot:

@@ -32,6 +32,11 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert [p["online_episodes"] for p in summary["curve"]] == [0, 2, 4, 6]
+    # a fresh run into it would make the old run's episodes its data: refused, nothing touched
+    before = (out / "config.yaml").read_text()
+    res = _run("demo", "--out", str(out), *TINY)
+    assert res.returncode == 2 and "already holds a run" in res.stderr and "--resume" in res.stderr
+    assert (out / "config.yaml").read_text() == before
 
 
 def test_make_demo_config_runs_pick_with_a_diffusion_policy(tmp_path):

@@ -39,12 +39,15 @@ def _demo(args: argparse.Namespace) -> int:
     from robot_parl.eval.curves import plot_success_curves
     from robot_parl.files import atomic_write
     from robot_parl.runtime.local_run import LocalRun, LocalRunConfig
+    from robot_parl.typed_config import ConfigError
 
     torch.set_num_threads(args.threads)
     console = Console()
     flags = [f"env={args.env}"] * bool(args.env) + [f"demos.source={args.demos}"] * bool(args.demos)
     cfg = typed_config.load(LocalRunConfig, args.config, [*flags, *args.overrides])
     out = Path(args.out)
+    if not args.resume and (out / "episodes" / "zarr.json").exists():
+        raise ConfigError("", f"{out} already holds a run: continue it with --resume, or give another --out")
     if args.tiny_vla:
         ensure_tiny_vla(cfg, console)
     console.print(f"[bold]robot-parl demo[/]: PA-RL on {cfg.env} with a {cfg.policy.kind} policy -> {out}")

@@ -335,6 +335,9 @@ class LocalRun:
     def pretrain(self, progress: Callable[[str, int, int], None] | None = None) -> dict:
         """Demonstrations -> BC -> offline critic. Returns the success rates along the way."""
         cfg = self.cfg
+        if len(self.feed.store):  # another run's episodes would become this one's data
+            raise ConfigError("", f"{self.out} already holds a run ({len(self.feed.store)} episodes in its store): "
+                                  f"resume it, or give another output directory")
         demos = self.file_demos if self.file_demos is not None else collect_demos(cfg, self.log)
         obs, actions = bc_pairs(demos)
         counter = {"n": 0}
