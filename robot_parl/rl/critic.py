@@ -6,6 +6,7 @@ again, which is what action optimization needs (N candidates, T ascent steps).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -75,7 +76,9 @@ class QEnsemble(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _autocast(self, device: torch.device):
-        return torch.autocast(device.type, torch.bfloat16, enabled=self.cfg.autocast == "bf16")
+        if self.cfg.autocast != "bf16":  # not even a disabled autocast: some devices (meta) have none
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, torch.bfloat16)
 
     def encode(self, obs: Obs, augment: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """Observation dict -> z [B, D] (DrQ shifts applied to images when ``augment``)."""
