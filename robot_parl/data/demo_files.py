@@ -60,31 +60,31 @@ def load_demos(path: str | Path, keys: Mapping[str, KeySpec], action_dim: int, l
     kind = demo_file_kind(path)
     if kind == "npz":
         episodes = _npz_episodes(Path(path), dict(key_map or {}))
+        total, episodes = len(episodes), episodes[:limit]
     elif kind == "store":
         if key_map:
             raise DemoFileError(f"demonstrations {str(path)!r}: key_map renames LeRobot or .npz keys; an episode "
                                 f"store already uses the run's keys")
-        episodes = _store_episodes(EpisodeStore(path), list(keys))
+        episodes, total = _store_episodes(EpisodeStore(path), list(keys), limit)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             import_lerobot(path, Path(tmp) / "store", key_map=dict(key_map) if key_map else None)
-            episodes = _store_episodes(EpisodeStore(Path(tmp) / "store"), list(keys))
-    total = len(episodes)
-    episodes = episodes[:limit]
+            episodes, total = _store_episodes(EpisodeStore(Path(tmp) / "store"), list(keys), limit)
     for i, ep in enumerate(episodes):
         _check(path, i, ep, keys, action_dim)
     return episodes, total
 
 
-def _store_episodes(store: EpisodeStore, keys: list[str]) -> list[DemoEpisode]:
+def _store_episodes(store: EpisodeStore, keys: list[str], limit: int) -> tuple[list[DemoEpisode], int]:
+    """The store's first ``limit`` episodes (only those are read) and how many it holds."""
     missing = [k for k in [*keys, "action"] if k not in store.schema]
     if missing:
         raise DemoFileError(f"demonstrations {str(store.path)!r} lack {missing}; they have {sorted(store.schema)}")
     out = []
-    for info in store.episodes():
-        data = store.episode(info.index, [*keys, "action"])
-        out.append(DemoEpisode({k: data[k] for k in keys}, data["action"][:-1], info.success))
-    return out
+    for index in range(min(limit, len(store))):
+        data = store.episode(index, [*keys, "action"])
+        out.append(DemoEpisode({k: data[k] for k in keys}, data["action"][:-1], store.info(index).success))
+    return out, len(store)
 
 
 def _npz_episodes(path: Path, key_map: dict[str, str]) -> list[DemoEpisode]:
