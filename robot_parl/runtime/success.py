@@ -115,16 +115,20 @@ def _split(episodes: list[_Stored], share: float, rng: np.random.Generator) -> t
 
 
 def _choose_threshold(classifier: SuccessClassifier, probs: list[np.ndarray], outcomes: list[bool]) -> float:
-    """The threshold whose episode outcomes agree with ``outcomes`` most often (ties: the one nearest 0.5)."""
-    candidates = np.unique(np.concatenate([p for p in probs if len(p)] + [np.array([0.5], np.float32)]))
+    """The threshold whose episode outcomes agree with ``outcomes`` most often (ties: the one nearest 0.5).
 
-    def agreement(threshold: float) -> int:
-        classifier.threshold = float(threshold)
-        return sum(classifier.outcome(p)[0] == ok for p, ok in zip(probs, outcomes))
-
-    scores = {float(t): agreement(t) for t in candidates}
-    best = max(scores.values())
-    return min((t for t, s in scores.items() if s == best), key=lambda t: abs(t - 0.5))
+    An episode succeeds at threshold t exactly when its decisive value (over windows of ``consecutive`` frames,
+    the largest window minimum) is >= t: agreement is flat between those values, so trying each, the float just
+    above each, and 0.5 finds the best threshold nearest 0.5, linear in frames."""
+    k = classifier.consecutive
+    decisive = np.array([float(np.lib.stride_tricks.sliding_window_view(p, k).min(1).max()) if len(p) >= k
+                         else -np.inf for p in probs])
+    truth = np.asarray(outcomes, bool)
+    finite = decisive[np.isfinite(decisive)].astype(np.float32)
+    candidates = np.unique(np.concatenate([finite, np.nextafter(finite, np.float32(2)), [0.5]]).astype(np.float64))
+    scores = ((decisive[None, :] >= candidates[:, None]) == truth[None, :]).sum(1)
+    best = candidates[scores == scores.max()]
+    return float(best[np.argmin(np.abs(best - 0.5))])
 
 
 def train_success(stores: Sequence[EpisodeStore], cfg: SuccessTrainConfig,

@@ -12,7 +12,7 @@ import torch
 
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
 from robot_parl.models.success import SuccessClassifier
-from robot_parl.runtime.success import SuccessTrainConfig, check_store, labels, train_success
+from robot_parl.runtime.success import SuccessTrainConfig, _choose_threshold, check_store, labels, train_success
 
 SIZE = 32
 
@@ -54,6 +54,27 @@ def test_frame_labels_and_the_consecutive_rule():
     model = SuccessClassifier({"front": (SIZE, SIZE)}, threshold=0.6, consecutive=3)
     assert model.outcome([0.7, 0.7, 0.1, 0.6, 0.9, 0.61, 0.99]) == (True, 5)
     assert model.outcome([0.7, 0.7, 0.1, 0.6, 0.9, 0.59]) == (False, -1)
+
+
+def test_threshold_choice_agrees_with_trying_every_frame():
+    """The threshold is chosen from each episode's decisive value; trying every frame's probability (and 0.5)
+    finds no better agreement and no equally good threshold nearer 0.5."""
+    rng = np.random.default_rng(3)
+    model = SuccessClassifier({"front": (SIZE, SIZE)}, consecutive=3)
+    for trial in range(20):
+        probs = [rng.random(int(rng.integers(1, 15))).astype(np.float32) for _ in range(12)]
+        outcomes = [bool(b) for b in rng.random(12) < 0.5]
+
+        def agreement(t, probs=probs, outcomes=outcomes):
+            model.threshold = float(t)
+            return sum(model.outcome(p)[0] == ok for p, ok in zip(probs, outcomes))
+
+        every = np.unique(np.concatenate(probs + [np.array([0.5], np.float32)]))
+        best = max(agreement(t) for t in every)
+        nearest = min((float(t) for t in every if agreement(t) == best), key=lambda t: abs(t - 0.5))
+        chosen = _choose_threshold(model, probs, outcomes)
+        assert agreement(chosen) == best, trial
+        assert abs(chosen - 0.5) <= abs(nearest - 0.5), trial
 
 
 def test_training_finds_the_cue_and_checks_held_out_episodes(tmp_path):
