@@ -43,11 +43,13 @@ def _take(obs: ObsNp, i: int) -> ObsNp:
 
 def run_episodes(env, seeds: Sequence[int], act: ActFn,
                  final_candidates: Callable[[ObsNp], torch.Tensor] | None = None,
-                 on_episode: Callable[[Rollout], None] | None = None) -> list[Rollout]:
+                 on_episode: Callable[[Rollout], None] | None = None,
+                 on_start: Callable[[int, int], None] | None = None) -> list[Rollout]:
     """Run one episode per seed; returns them in the order they finished.
 
     ``final_candidates`` draws candidates at each episode's last observation (needed for TD targets
-    of truncated episodes); ``on_episode`` sees each episode as it ends.
+    of truncated episodes); ``on_episode`` sees each episode as it ends, ``on_start`` (env index, seed) each as
+    it starts, before its first action.
     """
     queue = list(seeds)[::-1]
     m = env.num_envs
@@ -57,6 +59,8 @@ def run_episodes(env, seeds: Sequence[int], act: ActFn,
         if queue:
             seed = queue.pop()
             env.reset_one(i, seed)
+            if on_start is not None:
+                on_start(i, seed)
             slots[i] = {"seed": seed, "obs": [], "actions": [], "rewards": [], "candidates": []}
         else:
             slots[i] = None

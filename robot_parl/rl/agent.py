@@ -25,7 +25,7 @@ from robot_parl.rl.critic import QEnsemble
 from robot_parl.rl.distill import distill_step
 from robot_parl.rl.replay import Episode, Replay
 from robot_parl.rl.schedule import Owed, owed_updates
-from robot_parl.rl.trust import mean_advantage, rank_z
+from robot_parl.rl.trust import gain_z, probation_arm
 from robot_parl.tensor_tree import load_tree, rng_state, save_tree, set_rng_state
 
 REPLAY_FILE = "replay.safetensors"
@@ -36,6 +36,7 @@ class Decision:
     """What the agent chose for a batch of states, the candidates it chose from, and how long each part took."""
 
     actions: torch.Tensor  # [B, A] in host memory
+    critic_acted: torch.Tensor  # [B] bool: the critic's choice was acted on (else the policy's first sample)
     candidates: torch.Tensor  # [B, N, A] the base policy's samples, in host memory
     optimized: OptimizedActions  # candidate_q [B, N], the refined top-k and their Q, the chosen Q (on the device)
     latency_ms: dict[str, float] = field(default_factory=dict)  # sample, encode, optimize
@@ -63,9 +64,9 @@ class ParlAgent:
         # distill_waived: distillation updates the data earned while the critic was not trusted, never made
         self.counters = {"critic_updates": 0, "online_critic_updates": 0, "distill_updates": 0, "distill_waived": 0,
                          "online_env_steps": 0, "online_episodes": 0, "policy_version": 0}
-        # (mean advantage, success) of the online episodes the policy acted in alone, each scored by the critic of
-        # its arrival (before it trained on it): the trust test's evidence (rl/trust.py), and the test's last z
-        self.trial: deque[tuple[float, bool]] = deque(maxlen=cfg.trust_window)
+        # (critic acted, success) of the online rollouts while the critic was on probation: the trust test's
+        # evidence (rl/trust.py), and the test's last z
+        self.trial: deque[tuple[bool, bool]] = deque(maxlen=cfg.trust_window)
         self.trust_z = 0.0
 
     @property
@@ -88,10 +89,17 @@ class ParlAgent:
         """The policy alone (no critic): one sample per state, [B, A] in host memory."""
         return self._sample(obs, 1)[:, 0].cpu()
 
-    def act(self, obs: Obs, candidates: torch.Tensor | None = None) -> Decision:
+    def critic_acts(self, episode_id: str) -> bool:
+        """Whether the critic's choice is acted on in this episode: always once it is trusted, and in the probation
+        arm (half the episodes, rl/trust.py) before."""
+        return self.trusted or probation_arm(episode_id)
+
+    def act(self, obs: Obs, candidates: torch.Tensor | None = None,
+            critic: bool | torch.Tensor | None = None) -> Decision:
         """The acting step of every runner (actor, evaluation, in-process sessions): candidates from the policy
-        (or given), scored, refined and selected by the critic (argmax), in policy space; until the critic is
-        trusted (rl/trust.py), the policy's first sample is acted on instead."""
+        (or given), scored, refined and selected by the critic (argmax), in policy space. ``critic`` says where
+        the critic's choice is acted on (one flag, or one per state; by default where it is trusted, rl/trust.py);
+        elsewhere the policy's first sample is."""
         t0 = time.perf_counter()
         obs = obs_to(obs, self.device)
         candidates = self.sample_candidates(obs) if candidates is None else candidates.to(self.device)
@@ -100,28 +108,30 @@ class ParlAgent:
             z = self.critic.encode(obs)
         t2 = time.perf_counter()
         opt = optimize_actions(self.critic, z, candidates, self.cfg, self.low, self.high)
-        actions = opt.actions if self.trusted else candidates[:, 0]
+        chosen = torch.as_tensor(self.trusted if critic is None else critic, dtype=torch.bool,
+                                 device=self.device).expand(candidates.shape[0])
+        actions = torch.where(chosen[:, None], opt.actions, candidates[:, 0])
         t3 = time.perf_counter()
-        return Decision(actions.cpu(), candidates.cpu(), opt,
+        return Decision(actions.cpu(), chosen.cpu(), candidates.cpu(), opt,
                         {"sample": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "optimize": (t3 - t2) * 1e3})
 
     # data ---------------------------------------------------------------------------------------
 
     def add_episode(self, episode: Episode, online: bool) -> None:
-        """Commit an episode to replay; online episodes count towards warm-up and, while the critic is not trusted,
-        are evidence for the trust test."""
+        """Commit an episode to replay; online episodes count towards warm-up and, while the critic is on
+        probation, rollouts (not interventions) with an episode id are evidence for the trust test."""
         self.replay.add_episode(episode, online)
         if online:
             self.counters["online_env_steps"] += episode.actions.shape[0]
             self.counters["online_episodes"] += 1
-            if not self.trusted:
-                self.trial.append((mean_advantage(self.critic, episode), episode.terminated))
+            if not self.trusted and episode.source == "rollout" and episode.episode_id:
+                self.trial.append((probation_arm(episode.episode_id), episode.terminated))
                 self.check_trust()
 
     def check_trust(self) -> bool:
         """Run the trust test on the evidence so far; trust the critic from the first pass on (rl/trust.py)."""
         if not self.trusted and self.trial:
-            self.trust_z = rank_z([score for score, _ in self.trial], [ok for _, ok in self.trial])
+            self.trust_z = gain_z(list(self.trial))
             if self.trust_z >= self.cfg.trust_min_z:
                 self.critic.trusted.fill_(1.0)
         return self.trusted
@@ -208,7 +218,7 @@ class ParlAgent:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "online": self.online,
             "counters": dict(self.counters),
-            "trial": [list(t) for t in self.trial],
+            "probation": [list(t) for t in self.trial],
             "generator": self.generator.get_state(),
             "rng": rng_state(),
         })
@@ -231,7 +241,8 @@ class ParlAgent:
         self.critic_optimizer.load_state_dict(tree["critic_optimizer"])
         self.online = tree["online"]
         self.counters.update(tree["counters"])
-        self.trial = deque(((float(score), bool(ok)) for score, ok in tree.get("trial", [])),
+        # "trial" held the earlier rank test's scores: a checkpoint from before starts its probation afresh
+        self.trial = deque(((bool(acted), bool(ok)) for acted, ok in tree.get("probation", [])),
                            maxlen=self.cfg.trust_window)
         self.generator.set_state(tree["generator"])
         set_rng_state(tree["rng"])

@@ -120,9 +120,9 @@ class ParlConfig:
     # covered best, not the ones that succeed (re-ranking 51.5% with pessimism 1, 78% without; 200 layouts, seed 0).
     pessimism: float = 0.0
     distill_select: Literal["argmax", "softmax"] = "argmax"
-    # The critic acts and is distilled only once it ranks the policy's own samples better than chance on online
-    # episodes the policy acted in alone (rl/trust.py): a rank test over the newest trust_window of them with
-    # z >= trust_min_z. 0: trusted from the start (the offline critic acts at once).
+    # The critic acts and is distilled only once acting on its choice has succeeded more often than acting on the
+    # policy alone, in a randomised trial over online rollouts (rl/trust.py): a two-proportion z >= trust_min_z
+    # over the newest trust_window of them. 0: trusted from the start (the offline critic acts at once).
     trust_min_z: float = 2.0
     trust_window: int = 64
     softmax_temperature: float = 1.0

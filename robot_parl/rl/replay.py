@@ -33,6 +33,8 @@ class Episode:
     candidates: torch.Tensor  # [T + 1, N, A]
     policy_version: int = 0
     instruction: str = ""
+    source: str = "rollout"  # as stored (data/episode_store.py SOURCES)
+    episode_id: str = ""  # the recorder's id: which probation arm it acted in (rl/trust.py)
 
     def __post_init__(self):
         t = self.actions.shape[0]

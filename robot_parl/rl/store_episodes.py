@@ -64,7 +64,7 @@ def read_episode(store: EpisodeStore, index: int, obs_keys: Sequence[str], actio
         raise ValueError(f"episode {index} ({info.source}) has no candidates and no policy was given to draw them")
     actions = torch.from_numpy(action_space.from_robot(data["action"][:-1]))
     return Episode(obs, actions, torch.from_numpy(data["reward"][:-1]), info.success, candidates, info.policy_version,
-                   info.instruction)
+                   info.instruction, info.source, info.episode_id)
 
 
 class StoreFeed:

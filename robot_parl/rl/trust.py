@@ -1,43 +1,40 @@
-"""When the critic may act and teach: only once it ranks the policy's own samples better than chance on online data.
+"""When the critic may act and teach: only once acting on its choice has been seen to succeed more often than
+acting on the policy alone, on the robot, in the same stretch of the session.
 
-Until then the robot acts with the policy alone (its first candidate) and nothing is distilled, while the critic
-trains on those episodes. Each such episode is a fair test of the critic: the executed action is one of the policy's
-own samples, drawn at random, so if the critic ranks samples well, the episodes whose executed actions it scores
-above the policy's average (a positive mean advantage) succeed more often than the others. The test is a
-Mann-Whitney U on the per-episode mean advantage, successes against failures, over the policy-acted online
-episodes so far (the newest ``parl.trust_window``). Each episode is scored once, on arrival, by the critic of that
-moment: scored later, by a critic trained on its outcome, it would pass any critic. The critic is trusted from the
-first time z >= ``parl.trust_min_z`` and stays trusted (the flag travels with its weights). The test is repeated as
-episodes come in, so its false-trust rate is higher than one test's 2.3% at z = 2. A critic that cannot tell good
-samples from bad, or ranks them backwards (an offline critic on a task it was not tuned on), never acts: the robot
-is no worse than its policy.
+Until then the critic is on probation. Each online rollout is assigned, by a hash of its episode id, to one of two
+arms: in one the robot acts on the critic's choice, in the other on the policy's first sample (the policy alone).
+The assignment is random and fixed before the episode starts, so the two arms see the same kinds of layouts and
+the same moment of training: a randomised trial of the acting rule itself. The critic is trusted from the first
+time the critic arm's success rate beats the policy arm's by ``parl.trust_min_z`` standard errors (a two-proportion
+z over the newest ``parl.trust_window`` probation episodes), and stays trusted (the flag travels with its weights).
+Nothing is distilled and evaluations act on the policy alone until then, so a critic that picks worse than the
+policy (an offline critic on a task it was not tuned on, or one exploiting its own errors) never becomes what the
+robot does. The test is repeated as episodes come in, so its false-trust rate is higher than one test's 2.3% at
+z = 2.
+
+An earlier rule ranked the policy's own samples by the critic's advantage against outcomes; on pick it never passed
+on one seed of three, and each time it did pass, acting on the critic was 7-17 points below the policy at the next
+evaluation: ranking random samples well is not the same as choosing well.
 """
 
 from __future__ import annotations
 
 import math
-
-import torch
-
-from robot_parl.models.encoders import obs_rows
-from robot_parl.rl.replay import Episode
+import zlib
 
 
-@torch.no_grad()
-def mean_advantage(critic, episode: Episode) -> float:
-    """Mean over the episode of Q(s, executed action) - the mean Q of the candidates at s (ensemble means)."""
-    z = critic.encode(obs_rows(episode.obs, 0, episode.actions.shape[0]))
-    taken = critic.q(z, episode.actions).mean(0)  # [T]
-    candidates = critic.q(z, episode.candidates[:-1]).mean(0).mean(-1)  # [T]
-    return (taken - candidates).mean().item()
+def probation_arm(episode_id: str) -> bool:
+    """Whether the critic's choice is acted on in this episode while the critic is on probation (half the ids)."""
+    return zlib.crc32(episode_id.encode()) % 2 == 1
 
 
-def rank_z(scores: list[float], successes: list[bool]) -> float:
-    """Mann-Whitney z of ``scores`` for successes against failures (ties count half); 0 without both outcomes."""
-    wins = [s for s, ok in zip(scores, successes) if ok]
-    losses = [s for s, ok in zip(scores, successes) if not ok]
-    n1, n2 = len(wins), len(losses)
-    if not n1 or not n2:
+def gain_z(trial: list[tuple[bool, bool]]) -> float:
+    """Two-proportion z of the critic arm's success rate over the policy arm's, from (critic acted, success) per
+    episode; 0 while an arm is empty or every episode had the same outcome."""
+    critic = [ok for acted, ok in trial if acted]
+    policy = [ok for acted, ok in trial if not acted]
+    if not critic or not policy:
         return 0.0
-    u = sum((w > lo) + 0.5 * (w == lo) for w in wins for lo in losses)
-    return (u - n1 * n2 / 2) / math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
+    pooled = (sum(critic) + sum(policy)) / (len(critic) + len(policy))
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / len(critic) + 1 / len(policy)))
+    return 0.0 if spread == 0 else (sum(critic) / len(critic) - sum(policy) / len(policy)) / spread

@@ -97,6 +97,7 @@ class Actor:
         self.latency_ms: dict[str, float] = {}
         self.successes: list[bool] = []
         self.episode_id = ""
+        self.critic_acts = False
         self.operator = operator
         self.quit = False
         self._waited = 0.0  # seconds the current pause between episodes has spent waiting for the learner
@@ -202,7 +203,7 @@ class Actor:
 
     def decide(self, obs: dict) -> tuple[np.ndarray, np.ndarray]:
         """(action [A], candidates [N, A]) in robot units for one observation."""
-        decision = self.agent.act(robot_obs(obs))
+        decision = self.agent.act(robot_obs(obs), critic=self.critic_acts)
         self.latency_ms.update(decision.latency_ms)
         q = decision.optimized.candidate_q[0]
         self._spread.append(q.std().item())
@@ -295,6 +296,7 @@ class Actor:
         """One episode on the robot; returns its success."""
         obs, info = self.env.reset()
         self.episode_id = info["episode_id"]
+        self.critic_acts = self.agent.critic_acts(self.episode_id)  # fixed for the episode (rl/trust.py)
         instruction = self.cfg.actor.instruction_for(self.counters["episodes"], obs.get("instruction", ""))
         if not instruction and self.cfg.policy.kind == "vla" and not self.cfg.policy.vla.instruction:
             self.env.hold()
@@ -396,6 +398,7 @@ class Actor:
         is the critic trusted too early?), latencies."""
         n = self.counters["episodes"]
         scalars = {"success": float(self.successes[-1]), "steps": steps, "candidate_q_spread": np.mean(self._spread),
+                   "critic_acted": float(self.critic_acts),
                    **mean_trust(self._trust),
                    **{f"version_{k}": v for k, v in self.versions.items()},
                    **{f"latency_ms/{k}": v for k, v in self.latency_ms.items()}}

@@ -219,6 +219,11 @@ class LocalRunConfig:
         return dataclasses.replace(parl, local_steps=0, schedule=dataclasses.replace(parl.schedule, distill_utd=0.0))
 
 
+def _online_id(seed: int) -> str:
+    """An online rollout's episode id: its layout, unique within a run."""
+    return f"layout-{seed}"
+
+
 def make_env(cfg: LocalRunConfig, num_envs: int):
     """The session's batched environment (PointReach, a MuJoCo tabletop task, or a gymnasium environment)."""
     if cfg.env == "point_reach":
@@ -302,6 +307,8 @@ class LocalRun:
         self.eval_seeds = [cfg.online.eval_seed + i for i in range(cfg.online.eval_episodes)]
         self.curve: list[dict] = []
         self._trust: list[dict[str, float]] = []  # OptimizedActions.trust() of the decisions since the last point
+        # per training env: whether the critic acts in the episode it is running (rl/trust.py probation arms)
+        self._critic_rows = np.zeros(cfg.online.num_envs, bool)
         typed_config.save(cfg, self.out / "config.yaml")
         # Every episode (demonstrations and rollouts) is committed to the episode store first and reaches
         # replay from there: a crash loses at most the episode being recorded.
@@ -321,10 +328,18 @@ class LocalRun:
         return self.agent.policy_actions(_torch_obs(obs)).numpy(), None
 
     def act_agent(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, torch.Tensor]:
-        """Candidates from the policy, optimized and selected by the critic."""
+        """Candidates from the policy, optimized and selected by the critic (where it is trusted)."""
         decision = self.agent.act(_torch_obs(obs))
         self._trust.append(decision.optimized.trust())
         return decision.actions.numpy(), decision.candidates
+
+    def act_online(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, torch.Tensor]:
+        """The training envs' acting: the critic's choice in the episodes it acts in (rl/trust.py)."""
+        decision = self.agent.act(_torch_obs(obs), critic=torch.from_numpy(self._critic_rows))
+        return decision.actions.numpy(), decision.candidates
+
+    def _start_online(self, env_index: int, seed: int) -> None:
+        self._critic_rows[env_index] = self.agent.critic_acts(_online_id(seed))
 
     def evaluate(self, act, seeds: list[int] | None = None) -> float:
         """Success rate on the fixed evaluation layouts (or on ``seeds``)."""
@@ -383,8 +398,8 @@ class LocalRun:
 
         while done < cfg.episodes:
             chunk = min(cfg.eval_every - done % cfg.eval_every, cfg.episodes - done)
-            run_episodes(self.train_env, self.cfg.online_seeds(done, chunk), self.act_agent,
-                         final_candidates=self._final_candidates, on_episode=commit)
+            run_episodes(self.train_env, self.cfg.online_seeds(done, chunk), self.act_online,
+                         final_candidates=self._final_candidates, on_episode=commit, on_start=self._start_online)
             done = agent.counters["online_episodes"]
             if done % cfg.eval_every == 0 or done == cfg.episodes:
                 self._record(started)
@@ -396,6 +411,7 @@ class LocalRun:
         # a file's demonstrations come with outcomes someone gave; the simulator gives the others
         write_episode(self.writer, rollout.obs, rollout.actions, rollout.rewards, rollout.terminated, source,
                       rollout.candidates, self.agent.counters["policy_version"],
+                      episode_id=_online_id(rollout.seed) if source == "rollout" else "",
                       outcome=Outcome("" if source == "teleop" else "sim"))
 
     def _ingest(self) -> None:

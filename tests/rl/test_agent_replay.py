@@ -9,7 +9,7 @@ from robot_parl.rl.agent import ParlAgent
 from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
 from robot_parl.rl.critic import QEnsemble
 from robot_parl.rl.replay import Episode, Replay, monte_carlo_returns, n_step_targets
-from robot_parl.rl.trust import mean_advantage, rank_z
+from robot_parl.rl.trust import gain_z, probation_arm
 
 N = 6
 
@@ -163,64 +163,74 @@ def test_distillation_moves_the_policy_towards_optimized_actions():
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
-class _Heads:
-    """Three critic heads: Q = -|a - 0.5|^2 each (they agree), or Q, -Q and 0 (their mean is flat: no action is
-    better than another, and they disagree about every difference)."""
-
-    def __init__(self, agree: bool):
-        self.agree = agree
-
-    def encode(self, obs):
-        return obs["state"]
-
-    def q(self, z, actions):
-        q = -((actions - 0.5) ** 2).sum(-1)
-        return torch.stack([q, q, q] if self.agree else [q, -q, 0 * q])
+def test_gain_z_compares_the_arms_success_rates():
+    # critic arm 3 of 4, policy arm 1 of 4: pooled 0.5, standard error sqrt(0.25 * 0.5), difference 0.5
+    trial = [(True, True)] * 3 + [(True, False)] + [(False, True)] + [(False, False)] * 3
+    assert gain_z(trial) == pytest.approx(0.5 / math.sqrt(0.125))
+    assert gain_z([(acted, not ok) for acted, ok in trial]) == pytest.approx(-0.5 / math.sqrt(0.125))
+    assert gain_z([(True, True), (True, False)]) == 0.0  # one arm only
+    assert gain_z([(True, True), (False, True)]) == 0.0  # nothing to tell apart
 
 
-def test_rank_z_counts_successes_scored_above_failures():
-    assert rank_z([3.0, 2.0, 1.0, 0.0], [True, True, False, False]) == pytest.approx(4 / math.sqrt(20 / 12) / 2)
-    assert rank_z([0.0, 1.0, 2.0, 3.0], [True, True, False, False]) < 0
-    assert rank_z([1.0, 1.0], [True, False]) == 0.0 and rank_z([1.0, 2.0], [True, True]) == 0.0
+def test_probation_arms_split_episode_ids_evenly():
+    arms = [probation_arm(f"episode-{i}") for i in range(2000)]
+    assert 900 < sum(arms) < 1100
+    assert arms == [probation_arm(f"episode-{i}") for i in range(2000)]  # fixed: the learner reads the actor's
 
 
-@pytest.mark.parametrize("ranks", ["well", "backwards"])
-def test_the_critic_acts_and_teaches_only_once_it_ranks_the_policys_samples(ranks, monkeypatch, tmp_path):
-    agent = _agent(trust_min_z=2.0, critic_utd=0.0)  # the critic stays the analytic one below
-    monkeypatch.setattr(agent.critic, "q", _Heads(agree=True).q)  # Q = -|a - 0.5|^2
-    agent.add_episode(_episode(agent), online=False)
-    agent.start_online()
+def test_acting_follows_the_critic_where_asked_and_where_trusted():
+    agent = _agent(trust_min_z=2.0)
     obs = {"state": torch.randn(4, 3, generator=torch.Generator().manual_seed(5))}
     candidates = agent.sample_candidates(obs)
-    assert not agent.trusted and torch.equal(agent.act(obs, candidates).actions, candidates[:, 0])
-    for seed in range(40):
-        episode = _episode(agent, t=6, seed=100 + seed)
-        episode.actions = episode.candidates[:-1, 0].clone()  # the policy acted alone: its first sample
-        gain = mean_advantage(agent.critic, episode)
-        # the outcome follows the critic's advantage (it ranks well) or its opposite (it ranks backwards)
-        episode.terminated = (gain > 0) == (ranks == "well")
+    untrusted = agent.act(obs, candidates)
+    assert torch.equal(untrusted.actions, candidates[:, 0]) and not untrusted.critic_acted.any()
+    mixed = agent.act(obs, candidates, critic=torch.tensor([True, False, True, False]))
+    assert torch.equal(mixed.actions[::2], mixed.optimized.actions[::2].cpu())
+    assert torch.equal(mixed.actions[1::2], candidates[1::2, 0])
+    assert mixed.critic_acted.tolist() == [True, False, True, False]
+    assert [agent.critic_acts(f"e{i}") for i in range(20)] == [probation_arm(f"e{i}") for i in range(20)]
+    agent.critic.trusted.fill_(1.0)
+    trusted = agent.act(obs, candidates)
+    assert torch.equal(trusted.actions, trusted.optimized.actions.cpu()) and trusted.critic_acted.all()
+    assert all(agent.critic_acts(f"e{i}") for i in range(20))
+
+
+@pytest.mark.parametrize("critic", ["better", "worse"])
+def test_the_critic_acts_and_teaches_only_once_its_choices_beat_the_policy(critic, tmp_path):
+    agent = _agent(trust_min_z=2.0, critic_utd=0.0)
+    agent.add_episode(_episode(agent), online=False)
+    agent.start_online()
+    rates = {True: 0.8, False: 0.3} if critic == "better" else {True: 0.3, False: 0.8}
+    rng = torch.Generator().manual_seed(11)
+    # neither an intervention nor an episode without an id says anything about the arms
+    for source, episode_id in (("intervention", "x-1"), ("rollout", "")):
+        episode = _episode(agent, seed=1)
+        episode.source, episode.episode_id = source, episode_id
+        agent.add_episode(episode, online=True)
+    assert not agent.trial
+    for i in range(80):
+        episode = _episode(agent, t=6, seed=100 + i)
+        episode.episode_id = f"ep-{i}"
+        episode.terminated = bool(torch.rand((), generator=rng) < rates[agent.critic_acts(episode.episode_id)])
         agent.add_episode(episode, online=True)
         metrics = agent.train_online()
         if agent.trusted:
             break
-    if ranks == "backwards":
-        assert not agent.trusted and agent.trust_z < 0
+    if critic == "worse":
+        assert not agent.trusted and agent.trust_z < -2
         assert agent.counters["distill_updates"] == 0 and agent.counters["distill_waived"] > 0
-        # the evidence (each episode scored on arrival) survives a checkpoint: a resumed run goes on testing it
+        # the evidence survives a checkpoint: a resumed run goes on testing it
         agent.save(tmp_path / "ckpt", replay=False)
         resumed = _agent(trust_min_z=2.0, critic_utd=0.0)
         resumed.load(tmp_path / "ckpt")
-        assert list(resumed.trial) == list(agent.trial) and len(resumed.trial) == 40
+        assert list(resumed.trial) == list(agent.trial) and len(resumed.trial) == 64  # the window
         return
-    assert metrics["critic_trusted"] == 1.0 and seed < 39 and agent.trust_z >= 2.0
-    decision = agent.act(obs, candidates)
-    assert torch.equal(decision.actions, decision.optimized.actions)  # the critic's choice now
+    assert metrics["critic_trusted"] == 1.0 and i < 79 and agent.trust_z >= 2.0
     waived = agent.counters["distill_waived"]
     agent.add_episode(_episode(agent, seed=999), online=True)
     agent.train_online()
     assert agent.counters["distill_updates"] > 0 and agent.counters["distill_waived"] == waived
-    state = agent.critic.state_dict()
-    assert state["trusted"].item() == 1.0  # it travels with the critic's weights
+    assert agent.critic.state_dict()["trusted"].item() == 1.0  # it travels with the critic's weights
 
 
 def test_checkpoint_resume_is_exact(tmp_path):
