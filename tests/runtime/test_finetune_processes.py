@@ -19,7 +19,9 @@ import pytest
 
 from robot_parl.data.episode_store import EpisodeStore
 from robot_parl.models.vla.checkpoint import write_random_checkpoint
+from robot_parl.rl.trust import probation_arm
 from robot_parl.runtime.supervisor import ENTRY
+from robot_parl.tensor_tree import load_tree
 from robot_parl.transport.channel import Inbox, subscribe
 from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.messages import LearnerStatus
@@ -44,7 +46,8 @@ def test_finetune_session_streams_steps_trains_and_syncs_weights(tmp_path):
     run = subprocess.run([sys.executable, "-c", ENTRY, "finetune", "--config", "configs/finetune-tiny-vla.yaml",
                           "--out", str(out), CAMERA, f"policy.vla.checkpoint={checkpoint}", "link.session=e2e",
                           f"link.robot_endpoint={robot_ep}", f"link.learner_endpoint={learner_ep}",
-                          "actor.episodes=3", "actor.horizon=8", "learner.publish_critic_every=5"],
+                          "actor.episodes=3", "actor.horizon=8", "learner.publish_critic_every=5",
+                          "parl.trust_min_z=2"],
                          capture_output=True, text=True, timeout=400)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -69,6 +72,14 @@ def test_finetune_session_streams_steps_trains_and_syncs_weights(tmp_path):
     assert {"actor/success", "actor/candidate_q_spread", "actor/critic_gain", "actor/critic_sure",
             "actor/latency_ms/sample"} <= set(actor_log.Tags()["scalars"])
     assert len(actor_log.Scalars("actor/success")) == 3
+    # on probation (rl/trust.py): each episode's arm, chosen by the actor from its id, is the one the learner
+    # counted as evidence, with its outcome
+    ids = [e.episode_id for e in store.episodes()]
+    arms = [probation_arm(i) for i in ids]
+    assert [bool(s.value) for s in actor_log.Scalars("actor/critic_acted")] == arms
+    checkpoint = out / "learner" / "checkpoints" / (out / "learner" / "checkpoints" / "latest").read_text().strip()
+    assert load_tree(checkpoint / "agent.safetensors")["probation"] == [[a, e.success] for a, e
+                                                                          in zip(arms, store.episodes())]
 
 
 class _Proc:
