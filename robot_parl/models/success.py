@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from robot_parl.models.encoders import Obs, ObservationEncoder
+from robot_parl.models.encoders import Obs, ObservationEncoder, obs_to
 from robot_parl.tensor_tree import load_tree, save_tree
 
 FORMAT = "robot-parl success classifier v1"
@@ -48,11 +48,12 @@ class SuccessClassifier(nn.Module):
 
     @torch.no_grad()
     def probability(self, obs: Obs) -> torch.Tensor:
-        """[B] probabilities that each observation shows success."""
+        """[B] probabilities that each observation shows success (observations from host memory are moved to the
+        classifier's device)."""
         was = self.training
         self.eval()
         try:
-            return torch.sigmoid(self(obs))
+            return torch.sigmoid(self(obs_to(obs, next(self.parameters()).device)))
         finally:
             self.train(was)
 

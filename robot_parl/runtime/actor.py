@@ -118,7 +118,7 @@ class Actor:
             classifier.check_fits(self.spec.observation_keys())
         except ValueError as err:
             raise ConfigError("actor.classifier", str(err)) from None
-        return classifier
+        return classifier.to(self.agent.device)  # beside the critic: each frame is scored where it is encoded
 
     def _open_live_view(self, out_dir: Path) -> LiveView | None:
         address = self.cfg.actor.live_view

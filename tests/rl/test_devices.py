@@ -63,3 +63,12 @@ def test_process_devices_follow_the_vla_card_and_refuse_a_conflict():
     bad = typed_config.load(FinetuneConfig, overrides=["policy.kind=gaussian", "learner.device=gpu0"])
     with pytest.raises(ConfigError, match="learner.device.*not a torch device"):
         build_agent(bad, bad.spec())
+
+
+def test_the_success_classifier_scores_host_frames_on_its_own_device():
+    from robot_parl.models.success import SuccessClassifier
+
+    classifier = SuccessClassifier({"front": (32, 32)}, proprio_dim=3, image_size=32).to("meta")
+    obs = {"images": {"front": torch.zeros(2, 32, 32, 3, dtype=torch.uint8)}, "proprio": torch.zeros(2, 3)}
+    p = classifier.probability(obs)  # the frames arrive in host memory, as the robot sends them
+    assert p.device.type == "meta" and p.shape == (2,)
