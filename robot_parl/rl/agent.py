@@ -64,9 +64,9 @@ class ParlAgent:
         # distill_waived: distillation updates the data earned while the critic was not trusted, never made
         self.counters = {"critic_updates": 0, "online_critic_updates": 0, "distill_updates": 0, "distill_waived": 0,
                          "online_env_steps": 0, "online_episodes": 0, "policy_version": 0}
-        # (critic acted, success) of the online rollouts while the critic was on probation: the trust test's
-        # evidence (rl/trust.py), and the test's last z
-        self.trial: deque[tuple[bool, bool]] = deque(maxlen=cfg.trust_window)
+        # (critic acted, success, return) of the online rollouts while the critic was on probation: the trust
+        # test's evidence (rl/trust.py), and the test's last z
+        self.trial: deque[tuple[bool, bool, float]] = deque(maxlen=cfg.trust_window)
         self.trust_z = 0.0
 
     @property
@@ -125,7 +125,8 @@ class ParlAgent:
             self.counters["online_env_steps"] += episode.actions.shape[0]
             self.counters["online_episodes"] += 1
             if not self.trusted and episode.source == "rollout" and episode.episode_id:
-                self.trial.append((probation_arm(episode.episode_id), episode.terminated))
+                self.trial.append((probation_arm(episode.episode_id), episode.terminated,
+                                   float(episode.rewards.sum())))
                 self.check_trust()
 
     def check_trust(self) -> bool:
@@ -242,7 +243,7 @@ class ParlAgent:
         self.online = tree["online"]
         self.counters.update(tree["counters"])
         # "trial" held the earlier rank test's scores: a checkpoint from before starts its probation afresh
-        self.trial = deque(((bool(acted), bool(ok)) for acted, ok in tree.get("probation", [])),
+        self.trial = deque(((bool(acted), bool(ok), float(ret)) for acted, ok, ret in tree.get("probation", [])),
                            maxlen=self.cfg.trust_window)
         self.generator.set_state(tree["generator"])
         set_rng_state(tree["rng"])

@@ -120,11 +120,13 @@ class ParlConfig:
     # covered best, not the ones that succeed (re-ranking 51.5% with pessimism 1, 78% without; 200 layouts, seed 0).
     pessimism: float = 0.0
     distill_select: Literal["argmax", "softmax"] = "argmax"
-    # The critic acts and is distilled only once acting on its choice has succeeded more often than acting on the
-    # policy alone, in a randomised trial over online rollouts (rl/trust.py): a two-proportion z >= trust_min_z
-    # over the newest trust_window of them. 0: trusted from the start (the offline critic acts at once).
+    # The critic acts and is distilled only once acting on its choice has done better than acting on the policy
+    # alone, in a randomised trial over online rollouts (rl/trust.py): returns higher by a Mann-Whitney z >=
+    # trust_min_z over the newest trust_window of them, success no lower. 0: trusted from the start (the offline
+    # critic acts at once). A window of about 16 episodes per arm: the critic changes as it trains, and older
+    # episodes judge a critic that is gone.
     trust_min_z: float = 2.0
-    trust_window: int = 64
+    trust_window: int = 32
     softmax_temperature: float = 1.0
     # Distillation draws its own batches: this many transitions (0: critic.batch_size), and accumulates the
     # policy's gradients over micro-batches of distill_micro_batch rows (0: the whole batch at once), so a 7B

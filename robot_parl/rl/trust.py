@@ -5,8 +5,11 @@ Until then the critic is on probation. Each online rollout is assigned, by a has
 arms: in one the robot acts on the critic's choice, in the other on the policy's first sample (the policy alone).
 The assignment is random and fixed before the episode starts, so the two arms see the same kinds of layouts and
 the same moment of training: a randomised trial of the acting rule itself. The critic is trusted from the first
-time the critic arm's success rate beats the policy arm's by ``parl.trust_min_z`` standard errors (a two-proportion
-z over the newest ``parl.trust_window`` probation episodes), and stays trusted (the flag travels with its weights).
+time the critic arm's returns beat the policy arm's by ``parl.trust_min_z`` (a Mann-Whitney z over the newest
+``parl.trust_window`` probation episodes) without a lower success rate, and stays trusted (the flag travels with its
+weights). Returns, not only outcomes: with sparse rewards they say how fast an episode succeeded, which gives the
+test the power to see a better critic within tens of episodes; on pick, success alone over the newest 64 never
+told a critic that acted at 81% (forced, 100 layouts) from a policy at 52%.
 Nothing is distilled and evaluations act on the policy alone until then, so a critic that picks worse than the
 policy (an offline critic on a task it was not tuned on, or one exploiting its own errors) never becomes what the
 robot does. The test is repeated as episodes come in, so its false-trust rate is higher than one test's 2.3% at
@@ -28,13 +31,17 @@ def probation_arm(episode_id: str) -> bool:
     return zlib.crc32(episode_id.encode()) % 2 == 1
 
 
-def gain_z(trial: list[tuple[bool, bool]]) -> float:
-    """Two-proportion z of the critic arm's success rate over the policy arm's, from (critic acted, success) per
-    episode; 0 while an arm is empty or every episode had the same outcome."""
-    critic = [ok for acted, ok in trial if acted]
-    policy = [ok for acted, ok in trial if not acted]
-    if not critic or not policy:
+def gain_z(trial: list[tuple[bool, bool, float]]) -> float:
+    """How much better the critic arm did, from (critic acted, success, return) per episode: the Mann-Whitney z
+    of the critic arm's returns over the policy arm's (ties count half), which sees both how often and how fast
+    each arm succeeded; but never above 0 while the critic arm's success rate is below the policy arm's (a
+    critic may trade success for speed, and success is what the robot is for). 0 while an arm is empty."""
+    critic = [(ok, ret) for acted, ok, ret in trial if acted]
+    policy = [(ok, ret) for acted, ok, ret in trial if not acted]
+    n1, n2 = len(critic), len(policy)
+    if not n1 or not n2:
         return 0.0
-    pooled = (sum(critic) + sum(policy)) / (len(critic) + len(policy))
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / len(critic) + 1 / len(policy)))
-    return 0.0 if spread == 0 else (sum(critic) / len(critic) - sum(policy) / len(policy)) / spread
+    u = sum((a > b) + 0.5 * (a == b) for _, a in critic for _, b in policy)
+    z = (u - n1 * n2 / 2) / math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
+    worse = sum(ok for ok, _ in critic) / n1 < sum(ok for ok, _ in policy) / n2
+    return min(z, 0.0) if worse else z

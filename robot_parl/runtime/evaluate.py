@@ -81,10 +81,11 @@ class Evaluation:
         return records
 
     def _act(self, mode: str, obs: dict, instruction: str) -> np.ndarray:
-        """The action in robot units: the policy's one sample, or the actor's acting step (critic selection)."""
+        """The action in robot units: the policy's one sample, or the critic's choice (the actor's acting step,
+        whether or not the critic has left probation: this is where it is judged)."""
         agent = self.agents[mode.removesuffix("+critic")]
         tobs = robot_obs({**obs, "instruction": instruction})
-        action = agent.act(tobs).actions if mode.endswith("+critic") else agent.policy_actions(tobs)
+        action = agent.act(tobs, critic=True).actions if mode.endswith("+critic") else agent.policy_actions(tobs)
         return self.actions.to_robot(action[0].numpy())
 
     def _episode(self, round_index: int, mode: str) -> dict:

@@ -163,13 +163,17 @@ def test_distillation_moves_the_policy_towards_optimized_actions():
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
-def test_gain_z_compares_the_arms_success_rates():
-    # critic arm 3 of 4, policy arm 1 of 4: pooled 0.5, standard error sqrt(0.25 * 0.5), difference 0.5
-    trial = [(True, True)] * 3 + [(True, False)] + [(False, True)] + [(False, False)] * 3
-    assert gain_z(trial) == pytest.approx(0.5 / math.sqrt(0.125))
-    assert gain_z([(acted, not ok) for acted, ok in trial]) == pytest.approx(-0.5 / math.sqrt(0.125))
-    assert gain_z([(True, True), (True, False)]) == 0.0  # one arm only
-    assert gain_z([(True, True), (False, True)]) == 0.0  # nothing to tell apart
+def test_gain_z_ranks_the_arms_returns_and_never_favours_a_lower_success_rate():
+    # returns -(steps to success): the critic arm succeeded faster in 3 of 4 and failed once; the policy arm slower
+    critic = [(True, True, -5.0), (True, True, -6.0), (True, True, -7.0), (True, False, -60.0)]
+    policy = [(False, True, -20.0), (False, True, -30.0), (False, False, -60.0), (False, False, -60.0)]
+    # U: 3 faster successes beat all 4 (12), the failure ties 2 failures (1): 13 of 16
+    assert gain_z(critic + policy) == pytest.approx((13 - 8) / math.sqrt(16 * 9 / 12))
+    assert gain_z([(not a, ok, r) for a, ok, r in critic + policy]) == pytest.approx(-(13 - 8) / math.sqrt(12))
+    # faster, but successful less often: not better
+    quick = [(True, True, -2.0), (True, False, -60.0), (False, True, -30.0), (False, True, -40.0)]
+    assert gain_z(quick) == 0.0
+    assert gain_z([(True, True, -1.0), (True, False, -9.0)]) == 0.0  # one arm only
 
 
 def test_probation_arms_split_episode_ids_evenly():
@@ -212,6 +216,7 @@ def test_the_critic_acts_and_teaches_only_once_its_choices_beat_the_policy(criti
         episode = _episode(agent, t=6, seed=100 + i)
         episode.episode_id = f"ep-{i}"
         episode.terminated = bool(torch.rand((), generator=rng) < rates[agent.critic_acts(episode.episode_id)])
+        episode.rewards[-1] = 0.0 if episode.terminated else -1.0
         agent.add_episode(episode, online=True)
         metrics = agent.train_online()
         if agent.trusted:
@@ -223,7 +228,7 @@ def test_the_critic_acts_and_teaches_only_once_its_choices_beat_the_policy(criti
         agent.save(tmp_path / "ckpt", replay=False)
         resumed = _agent(trust_min_z=2.0, critic_utd=0.0)
         resumed.load(tmp_path / "ckpt")
-        assert list(resumed.trial) == list(agent.trial) and len(resumed.trial) == 64  # the window
+        assert list(resumed.trial) == list(agent.trial) and len(resumed.trial) == 32  # the window
         return
     assert metrics["critic_trusted"] == 1.0 and i < 79 and agent.trust_z >= 2.0
     waived = agent.counters["distill_waived"]

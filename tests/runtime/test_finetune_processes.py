@@ -78,8 +78,9 @@ def test_finetune_session_streams_steps_trains_and_syncs_weights(tmp_path):
     arms = [probation_arm(i) for i in ids]
     assert [bool(s.value) for s in actor_log.Scalars("actor/critic_acted")] == arms
     checkpoint = out / "learner" / "checkpoints" / (out / "learner" / "checkpoints" / "latest").read_text().strip()
-    assert load_tree(checkpoint / "agent.safetensors")["probation"] == [[a, e.success] for a, e
-                                                                          in zip(arms, store.episodes())]
+    returns = [float(store.episode(e.index, ["reward"])["reward"][:-1].sum()) for e in store.episodes()]
+    assert load_tree(checkpoint / "agent.safetensors")["probation"] == [
+        [a, e.success, pytest.approx(r)] for a, e, r in zip(arms, store.episodes(), returns)]
 
 
 class _Proc:
