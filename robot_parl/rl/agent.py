@@ -130,10 +130,11 @@ class ParlAgent:
                 self.check_trust()
 
     def check_trust(self) -> bool:
-        """Run the trust test on the evidence so far; trust the critic from the first pass on (rl/trust.py)."""
+        """Run the trust test on the evidence so far; trust the critic from the first pass on (rl/trust.py), which
+        can come once a whole window of probation rollouts is in."""
         if not self.trusted and self.trial:
             self.trust_z = gain_z(list(self.trial))
-            if self.trust_z >= self.cfg.trust_min_z:
+            if self.trust_z >= self.cfg.trust_min_z and len(self.trial) == self.cfg.trust_window:
                 self.critic.trusted.fill_(1.0)
         return self.trusted
 

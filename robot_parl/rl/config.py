@@ -122,9 +122,9 @@ class ParlConfig:
     distill_select: Literal["argmax", "softmax"] = "argmax"
     # The critic acts and is distilled only once acting on its choice has done better than acting on the policy
     # alone, in a randomised trial over online rollouts (rl/trust.py): returns higher by a Mann-Whitney z >=
-    # trust_min_z over the newest trust_window of them, success no lower. 0: trusted from the start (the offline
-    # critic acts at once). A window of about 16 episodes per arm: the critic changes as it trains, and older
-    # episodes judge a critic that is gone.
+    # trust_min_z over the newest trust_window of them (once that many are in), success no lower. 0: trusted from
+    # the start (the offline critic acts at once). A window of about 16 episodes per arm: the critic changes as it
+    # trains, and older episodes judge a critic that is gone.
     trust_min_z: float = 2.0
     trust_window: int = 32
     softmax_temperature: float = 1.0

@@ -1,19 +1,22 @@
-"""When the critic may act and teach: only once acting on its choice has been seen to succeed more often than
-acting on the policy alone, on the robot, in the same stretch of the session.
+"""When the critic may act and teach: only once acting on its choice has been seen to do better than acting on
+the policy alone, on the robot, in the same stretch of the session.
 
 Until then the critic is on probation. Each online rollout is assigned, by a hash of its episode id, to one of two
 arms: in one the robot acts on the critic's choice, in the other on the policy's first sample (the policy alone).
 The assignment is random and fixed before the episode starts, so the two arms see the same kinds of layouts and
-the same moment of training: a randomised trial of the acting rule itself. The critic is trusted from the first
-time the critic arm's returns beat the policy arm's by ``parl.trust_min_z`` (a Mann-Whitney z over the newest
-``parl.trust_window`` probation episodes) without a lower success rate, and stays trusted (the flag travels with its
-weights). Returns, not only outcomes: with sparse rewards they say how fast an episode succeeded, which gives the
-test the power to see a better critic within tens of episodes; on pick, success alone over the newest 64 never
-told a critic that acted at 81% (forced, 100 layouts) from a policy at 52%.
-Nothing is distilled and evaluations act on the policy alone until then, so a critic that picks worse than the
-policy (an offline critic on a task it was not tuned on, or one exploiting its own errors) never becomes what the
-robot does. The test is repeated as episodes come in, so its false-trust rate is higher than one test's 2.3% at
-z = 2.
+the same moment of training: a randomised trial of the acting rule itself. Nothing is distilled and evaluations act
+on the policy alone meanwhile, so a critic that picks worse than the policy (an offline critic on a task it was not
+tuned on, or one exploiting its own errors) never becomes what the robot does.
+
+The test, once the newest ``parl.trust_window`` probation rollouts are in: the critic arm's returns must beat the
+policy arm's by a Mann-Whitney z >= ``parl.trust_min_z``, with a success rate no lower. The critic is then trusted
+and stays so (the flag travels with its weights). Why each part, measured on pick:
+- returns, not only outcomes: with sparse rewards they also say how fast an episode succeeded. Success alone over
+  64 rollouts never told a critic acting at 81% (forced, 100 layouts) from a policy at 52%;
+- a full window: 5 critic-arm successes against 4 of 6 passed z = 2, and the critic then acted 14 points below
+  the base;
+- no lower success rate: a critic may trade success for speed, and success is what the robot is for.
+The test is repeated as episodes come in, so its false-trust rate is higher than one test's 2.3% at z = 2.
 
 An earlier rule ranked the policy's own samples by the critic's advantage against outcomes; on pick it never passed
 on one seed of three, and each time it did pass, acting on the critic was 7-17 points below the policy at the next

@@ -231,6 +231,7 @@ def test_the_critic_acts_and_teaches_only_once_its_choices_beat_the_policy(criti
         assert list(resumed.trial) == list(agent.trial) and len(resumed.trial) == 32  # the window
         return
     assert metrics["critic_trusted"] == 1.0 and i < 79 and agent.trust_z >= 2.0
+    assert len(agent.trial) == 32  # never on less than a whole window
     waived = agent.counters["distill_waived"]
     agent.add_episode(_episode(agent, seed=999), online=True)
     agent.train_online()
