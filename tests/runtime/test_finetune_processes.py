@@ -73,7 +73,7 @@ def test_finetune_session_streams_steps_trains_and_syncs_weights(tmp_path):
             "actor/latency_ms/sample"} <= set(actor_log.Tags()["scalars"])
     assert len(actor_log.Scalars("actor/success")) == 3
     # on probation (rl/trust.py): each episode's arm, chosen by the actor from its id, is the one the learner
-    # counted as evidence, with its outcome
+    # counted as evidence, with its outcome and return
     ids = [e.episode_id for e in store.episodes()]
     arms = [probation_arm(i) for i in ids]
     assert [bool(s.value) for s in actor_log.Scalars("actor/critic_acted")] == arms
