@@ -49,6 +49,8 @@ def test_make_demo_config_runs_pick_with_a_diffusion_policy(tmp_path):
     assert [p["online_episodes"] for p in summary["curve"]] == [0, 2, 4]
     assert summary["curve"][-1]["critic_updates"] == 5 + 4 * summary["curve"][-1]["env_steps"]
     assert "success before: policy" in res.stdout and "success after:" in res.stdout
+    # four episodes cannot fill the trust test's window: the agent's figures are the policy's, and say so
+    assert res.stdout.count("critic on probation, policy's sample") == 2 and "policy + critic" not in res.stdout
     # without a terminal (no live bars) each phase says where it is as it starts, every 30 s, and when done
     for line in ("bc: 1/", "offline critic: 5/5", "online: 4/4"):
         assert line in res.stdout, res.stdout[-2000:]

@@ -12,6 +12,12 @@ from robot_parl.cli.common import ensure_tiny_vla
 DEMO_LINE_EVERY_S = 30.0  # without a terminal, the demo prints a progress line per phase this often
 
 
+def _acting(success: float, trusted: bool) -> str:
+    """How the agent acted in an evaluation: on the critic's choice, or on the policy's sample while the critic is
+    on probation (rl/trust.py), which a reader would otherwise take for the critic's result."""
+    return f"policy + critic {success:.1%}" if trusted else f"critic on probation, policy's sample {success:.1%}"
+
+
 def add_parser(sub) -> None:
     """Register the command's parser."""
     demo = sub.add_parser("demo", help="BC -> offline critic -> online PA-RL on a simulated task, with a report")
@@ -84,8 +90,9 @@ def _demo(args: argparse.Namespace) -> int:
     policy_alone = [{**p, "agent_success": p["policy_success"]} for p in curve]
     plot_success_curves({f"{cfg.policy.kind} policy": {"policy + critic": [curve], "policy alone": [policy_alone]}},
                         out / "learning_curve.png", "PA-RL fine-tuning")
-    console.print(f"success before: policy {pre['bc_success']:.1%}, policy + critic {pre['offline_agent_success']:.1%}")
+    console.print(f"success before: policy {pre['bc_success']:.1%}, "
+                  f"{_acting(pre['offline_agent_success'], curve[0]['critic_trusted'])}")
     console.print(f"success after:  policy {curve[-1]['policy_success']:.1%}, "
-                  f"policy + critic {curve[-1]['agent_success']:.1%}")
+                  f"{_acting(curve[-1]['agent_success'], curve[-1]['critic_trusted'])}")
     console.print(f"wrote {out / 'summary.json'} and {out / 'learning_curve.png'}")
     return 0
