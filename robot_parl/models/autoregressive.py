@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robot_parl.models import noise
-from robot_parl.models.base import ObsSpec, TorchPolicy
+from robot_parl.models.base import ImageInput, ObsSpec, TorchPolicy
 from robot_parl.models.encoders import Obs
 from robot_parl.typed_config import require
 
@@ -48,12 +48,13 @@ def detokenize(tokens: torch.Tensor, num_bins: int) -> torch.Tensor:
 class AutoregressivePolicy(TorchPolicy):
     """p(a | s) = prod_i p(token_i | s, token_<i)."""
 
-    def __init__(self, obs_spec: ObsSpec, action_dim: int, cfg: AutoregressiveConfig | None = None):
+    def __init__(self, obs_spec: ObsSpec, action_dim: int, cfg: AutoregressiveConfig | None = None,
+                 images: ImageInput | None = None):
         super().__init__()
         self.cfg = cfg = cfg or AutoregressiveConfig()
         self.action_dim = action_dim
         self.lr = cfg.lr
-        self.encoder = obs_spec.encoder(cfg.obs_hidden_dims, cfg.d_model)
+        self.encoder = obs_spec.policy_encoder(cfg.obs_hidden_dims, cfg.d_model, images)
         self.token_emb = nn.Embedding(cfg.num_bins, cfg.d_model)
         self.pos_emb = nn.Parameter(torch.zeros(action_dim, cfg.d_model))
         layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.num_heads, 4 * cfg.d_model, cfg.dropout,
@@ -73,7 +74,7 @@ class AutoregressivePolicy(TorchPolicy):
 
     def loss(self, obs: Obs, actions: torch.Tensor) -> torch.Tensor:
         tokens = tokenize(actions, self.cfg.num_bins)
-        logits = self._token_logits(self.encoder(obs), tokens[:, :-1])
+        logits = self._token_logits(self.encoder(obs, augment=True), tokens[:, :-1])
         return F.cross_entropy(logits.reshape(-1, self.cfg.num_bins), tokens.reshape(-1))
 
     @torch.no_grad()

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from robot_parl.models.encoders import Obs, ObservationEncoder, obs_rows
 from robot_parl.tensor_tree import load_tree, save_tree
+from robot_parl.typed_config import require
 
 
 @runtime_checkable
@@ -45,6 +46,21 @@ class BasePolicy(Protocol):
         """Restore what :meth:`save` wrote."""
 
 
+@dataclass
+class ImageInput:
+    """How a policy reads camera images (the critic's are ``parl.critic.image_*``)."""
+
+    encoder: Literal["small_cnn", "resnet18"] = "small_cnn"
+    size: int = 100  # images are resized to size x size: give the camera's own size to skip the resize
+    # DrQ random shift (pixels of replicate padding) while training (BC and distillation); 0 disables. Without it,
+    # BC from a few demonstrations overfits the pixels of their layouts.
+    augment_pad: int = 4
+
+    def validate(self) -> None:
+        require(self.size >= 16, "size", "an integer >= 16", self.size)
+        require(self.augment_pad >= 0, "augment_pad", "an integer >= 0", self.augment_pad)
+
+
 @dataclass(frozen=True)
 class ObsSpec:
     """Which observation keys a policy or critic reads, and their sizes."""
@@ -58,6 +74,12 @@ class ObsSpec:
         """An encoder for observations of this spec."""
         return ObservationEncoder(self.state_dim, self.proprio_dim, self.cameras, image_encoder, image_size,
                                   augment_pad, hidden_dims, out_dim)
+
+    def policy_encoder(self, hidden_dims: tuple[int, ...], out_dim: int,
+                       images: ImageInput | None) -> ObservationEncoder:
+        """A policy's encoder for observations of this spec, reading images as ``images`` says."""
+        images = images or ImageInput()
+        return self.encoder(hidden_dims, out_dim, images.encoder, images.size, images.augment_pad)
 
 
 class TorchPolicy(nn.Module):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robot_parl.models import noise
-from robot_parl.models.base import ObsSpec, TorchPolicy
+from robot_parl.models.base import ImageInput, ObsSpec, TorchPolicy
 from robot_parl.models.encoders import Obs
 from robot_parl.typed_config import require
 
@@ -62,9 +62,9 @@ class _ResBlock(nn.Module):
 class NoiseNet(nn.Module):
     """epsilon(x_t, t, s): observation encoder + MLP-ResNet over (x_t, time embedding, features)."""
 
-    def __init__(self, obs_spec: ObsSpec, action_dim: int, cfg: DiffusionConfig):
+    def __init__(self, obs_spec: ObsSpec, action_dim: int, cfg: DiffusionConfig, images: ImageInput | None):
         super().__init__()
-        self.encoder = obs_spec.encoder(cfg.obs_hidden_dims, cfg.obs_dim)
+        self.encoder = obs_spec.policy_encoder(cfg.obs_hidden_dims, cfg.obs_dim, images)
         self.time_dim = cfg.time_dim
         self.time_mlp = nn.Sequential(nn.Linear(cfg.time_dim, 2 * cfg.time_dim), nn.GELU(),
                                       nn.Linear(2 * cfg.time_dim, cfg.time_dim))
@@ -86,12 +86,13 @@ class NoiseNet(nn.Module):
 class DiffusionPolicy(TorchPolicy):
     """DDPM over actions, conditioned on the observation; trained with the noise-prediction loss."""
 
-    def __init__(self, obs_spec: ObsSpec, action_dim: int, cfg: DiffusionConfig | None = None):
+    def __init__(self, obs_spec: ObsSpec, action_dim: int, cfg: DiffusionConfig | None = None,
+                 images: ImageInput | None = None):
         super().__init__()
         self.cfg = cfg = cfg or DiffusionConfig()
         self.action_dim = action_dim
         self.lr = cfg.lr
-        self.net = NoiseNet(obs_spec, action_dim, cfg)
+        self.net = NoiseNet(obs_spec, action_dim, cfg, images)
         self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
         betas = cosine_betas(cfg.denoising_steps)
         alphas = 1 - betas
@@ -106,7 +107,7 @@ class DiffusionPolicy(TorchPolicy):
         eps = torch.randn_like(actions)
         ab = self.alpha_bars[t][:, None]
         noisy = ab.sqrt() * actions + (1 - ab).sqrt() * eps
-        return F.mse_loss(self.net(noisy, t, self.net.encoder(obs)), eps)
+        return F.mse_loss(self.net(noisy, t, self.net.encoder(obs, augment=True)), eps)
 
     @torch.no_grad()
     def after_update(self) -> None:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from robot_parl.models.action_space import ActionSpace, LinearActionSpace
 from robot_parl.models.autoregressive import AutoregressiveConfig, AutoregressivePolicy
-from robot_parl.models.base import BasePolicy, ObsSpec
+from robot_parl.models.base import BasePolicy, ImageInput, ObsSpec
 from robot_parl.models.diffusion import DiffusionConfig, DiffusionPolicy
 from robot_parl.models.gaussian import GaussianConfig, GaussianPolicy
 from robot_parl.models.vla.card import VLACard
@@ -24,6 +24,7 @@ class PolicyConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     autoregressive: AutoregressiveConfig = field(default_factory=AutoregressiveConfig)
     gaussian: GaussianConfig = field(default_factory=GaussianConfig)
+    images: ImageInput = field(default_factory=ImageInput)  # camera images, for the classes above
     # A VLA is loaded from the checkpoint its card names (weights are never initialised here).
     vla: VLACard = field(default_factory=VLACard)
 
@@ -32,7 +33,7 @@ class PolicyConfig:
         if self.kind == "vla":
             return self._load_vla(obs_spec, action_dim)
         classes = {"diffusion": DiffusionPolicy, "autoregressive": AutoregressivePolicy, "gaussian": GaussianPolicy}
-        return classes[self.kind](obs_spec, action_dim, getattr(self, self.kind))
+        return classes[self.kind](obs_spec, action_dim, getattr(self, self.kind), self.images)
 
     def action_space(self, policy: BasePolicy, action) -> ActionSpace:
         """The map between ``policy``'s actions and a robot's (``action``: the robot spec's ActionSpec): a VLA's

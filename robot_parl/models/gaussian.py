@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from robot_parl.models import noise
-from robot_parl.models.base import ObsSpec, TorchPolicy
+from robot_parl.models.base import ImageInput, ObsSpec, TorchPolicy
 from robot_parl.models.encoders import Obs
 from robot_parl.typed_config import require
 
@@ -34,17 +34,18 @@ class GaussianConfig:
 class GaussianPolicy(TorchPolicy):
     """a = tanh(u), u ~ N(mu(s), sigma(s)^2)."""
 
-    def __init__(self, obs_spec: ObsSpec, action_dim: int, cfg: GaussianConfig | None = None):
+    def __init__(self, obs_spec: ObsSpec, action_dim: int, cfg: GaussianConfig | None = None,
+                 images: ImageInput | None = None):
         super().__init__()
         self.cfg = cfg = cfg or GaussianConfig()
         self.action_dim = action_dim
         self.lr = cfg.lr
-        self.encoder = obs_spec.encoder(cfg.hidden_dims[:-1], cfg.hidden_dims[-1])
+        self.encoder = obs_spec.policy_encoder(cfg.hidden_dims[:-1], cfg.hidden_dims[-1], images)
         self.head = nn.Sequential(nn.GELU(), nn.Linear(cfg.hidden_dims[-1], 2 * action_dim))
         self._init_optimizer()
 
     def _dist(self, obs: Obs) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.head(self.encoder(obs)).chunk(2, dim=-1)
+        mean, log_std = self.head(self.encoder(obs, augment=self.training)).chunk(2, dim=-1)
         return mean, log_std.clamp(self.cfg.min_log_std, self.cfg.max_log_std)
 
     def loss(self, obs: Obs, actions: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ def filtered_bc(cfg: LocalRunConfig, pretrained: Path, out_dir: Path, final_epis
         rollouts = run_episodes(session.train_env, cfg.online_seeds(done, chunk), session.act_policy)
         done += chunk
         successes += [r for r in rollouts if r.success]
-        obs, actions = bc_pairs(demos + successes)
+        obs, actions = bc_pairs(demos + successes, session.agent.device)
         train_bc(session.policy, obs, actions, sum(len(r) for r in rollouts), cfg.demos.bc_batch_size,
                  session.agent.generator)
         curve.append({"online_episodes": done, "agent_success": session.evaluate(session.act_policy),

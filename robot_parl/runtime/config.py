@@ -150,14 +150,24 @@ class FinetuneConfig:
 
     def device(self, process: Literal["actor", "learner"]) -> str:
         """Where ``process`` places policy, critic and batches: its own setting, else a VLA card's, else cpu."""
-        own = getattr(self, process).device
-        if self.policy.kind != "vla":
-            return own or "cpu"
-        card = self.policy.vla.device
-        if own and own != card:
-            raise ConfigError(f"{process}.device", f"{own!r}, but the VLA loads on policy.vla.device = {card!r}; "
-                                                   f"set one of them (or both the same)")
-        return card
+        return placement(getattr(self, process).device, self.policy, f"{process}.device")
+
+
+def placement(own: str, policy: PolicyConfig, key: str) -> str:
+    """The torch device a process sets as ``key`` (its value ``own``; "": unset) places its policy, critic and
+    batches on: its own, else a VLA card's, else cpu. A VLA loads on its card's device, so the two must agree."""
+    card = policy.vla.device if policy.kind == "vla" else ""
+    if own and card and own != card:
+        raise ConfigError(key, f"{own!r}, but the VLA loads on policy.vla.device = {card!r}; set one of them (or "
+                               f"both the same)")
+    device = own or card or "cpu"
+    import torch
+
+    try:
+        torch.device(device)
+    except RuntimeError as err:
+        raise ConfigError(key, f"{device!r} is not a torch device ({err})") from None
+    return device
 
 
 def resolve_parl(parl: ParlConfig, policy: PolicyConfig, default: ParlConfig) -> ParlConfig:
@@ -213,10 +223,6 @@ def build_agent(cfg: FinetuneConfig, spec: RobotSpec, process: Literal["actor", 
     action_dim = spec.action.dim
     parl = cfg.resolved_parl()
     device = cfg.device(process)
-    try:
-        torch.device(device)
-    except RuntimeError as err:
-        raise ConfigError(f"{process}.device", f"{device!r} is not a torch device ({err})") from None
     policy = cfg.policy.build(observations, action_dim)
     if isinstance(policy, torch.nn.Module) and cfg.policy.kind != "vla":
         policy.to(device)

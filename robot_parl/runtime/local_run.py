@@ -31,7 +31,7 @@ from robot_parl.models.autoregressive import AutoregressiveConfig
 from robot_parl.models.base import ObsSpec
 from robot_parl.models.bc import train_bc
 from robot_parl.models.diffusion import DiffusionConfig
-from robot_parl.models.encoders import unflatten_obs
+from robot_parl.models.encoders import obs_to, unflatten_obs
 from robot_parl.models.factory import PolicyConfig
 from robot_parl.rl.action_opt import mean_trust
 from robot_parl.rl.agent import ParlAgent
@@ -48,7 +48,7 @@ from robot_parl.robots.sim.point_reach import (
 )
 from robot_parl.robots.sim.tabletop_expert import TabletopExpertConfig
 from robot_parl.robots.sim.tabletop_vec import TabletopVecEnv
-from robot_parl.runtime.config import resolve_parl
+from robot_parl.runtime.config import placement, resolve_parl
 from robot_parl.runtime.resume import load_latest, save_checkpoint
 from robot_parl.typed_config import ConfigError, require
 
@@ -172,6 +172,9 @@ class LocalRunConfig:
 
     seed: int = 0
     method: Method = "parl"
+    # Where the policy, the critic and training batches live ("cpu", "cuda", "cuda:1"); "": a VLA card's device
+    # (policy.vla.device), else cpu. The environments stay on the host.
+    device: str = ""
     env: str = "point_reach"  # point_reach, a MuJoCo tabletop task, or any gymnasium id / module:EnvId
     task: PointReachConfig = field(default_factory=PointReachConfig)  # env = point_reach
     tabletop: TabletopRunConfig = field(default_factory=TabletopRunConfig)  # the MuJoCo tabletop tasks
@@ -189,6 +192,7 @@ class LocalRunConfig:
                     f"module:function, the scripted expert of {self.env!r} for the demonstrations (or demos.source, "
                     f"a file of them)", self.gym.expert)
         self._apart("learning-curve", range(self.online.eval_seed, self.online.eval_seed + self.online.eval_episodes))
+        placement(self.device, self.policy, "device")
 
     def _apart(self, what: str, layouts: range) -> None:
         demos = range(self.seed * 100_000, self.seed * 100_000 + self.demos.episodes)
@@ -277,10 +281,10 @@ def _torch_obs(obs: dict[str, np.ndarray]) -> dict:
     return unflatten_obs({k: torch.as_tensor(v) for k, v in obs.items()})
 
 
-def bc_pairs(rollouts: list[Rollout]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Every (observation, action) pair of the rollouts, concatenated, for behaviour cloning."""
+def bc_pairs(rollouts: list[Rollout], device: torch.device | str = "cpu") -> tuple[dict, torch.Tensor]:
+    """Every (observation, action) pair of the rollouts, concatenated on ``device``, for behaviour cloning."""
     obs = _torch_obs({k: np.concatenate([r.obs[k][:-1] for r in rollouts]) for k in rollouts[0].obs})
-    return obs, torch.as_tensor(np.concatenate([r.actions for r in rollouts]))
+    return obs_to(obs, device), torch.as_tensor(np.concatenate([r.actions for r in rollouts])).to(device)
 
 
 class LocalRun:
@@ -300,10 +304,13 @@ class LocalRun:
         obs_spec = ObsSpec(state_dim=env.state_dim, proprio_dim=env.proprio_dim, cameras=env.cameras)
         action_dim = len(env.action_low)
         self.policy = cfg.policy.build(obs_spec, action_dim)
+        device = placement(cfg.device, cfg.policy, "device")
+        if cfg.policy.kind != "vla":  # a VLA is on its card's device already
+            self.policy.to(device)
         parl = cfg.method_parl()
         critic = QEnsemble(obs_spec, action_dim, parl.critic)
         low, high = torch.as_tensor(self.train_env.action_low), torch.as_tensor(self.train_env.action_high)
-        self.agent = ParlAgent(self.policy, critic, parl, low, high, seed=cfg.seed)
+        self.agent = ParlAgent(self.policy, critic, parl, low, high, seed=cfg.seed, device=device)
         self.eval_seeds = [cfg.online.eval_seed + i for i in range(cfg.online.eval_episodes)]
         self.curve: list[dict] = []
         self._trust: list[dict[str, float]] = []  # OptimizedActions.trust() of the decisions since the last point
@@ -354,7 +361,7 @@ class LocalRun:
             raise ConfigError("", f"{self.out} already holds a run ({len(self.feed.store)} episodes in its store): "
                                   f"resume it, or give another output directory")
         demos = self.file_demos if self.file_demos is not None else collect_demos(cfg, self.log)
-        obs, actions = bc_pairs(demos)
+        obs, actions = bc_pairs(demos, self.agent.device)
         counter = {"n": 0}
 
         def tick(phase: str, total: int):

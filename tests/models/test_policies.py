@@ -2,11 +2,13 @@ import pytest
 import torch
 
 from robot_parl.models.autoregressive import AutoregressiveConfig, detokenize, tokenize
-from robot_parl.models.base import BasePolicy, ObsSpec
+from robot_parl.models.base import BasePolicy, ImageInput, ObsSpec
 from robot_parl.models.bc import train_bc
 from robot_parl.models.diffusion import DiffusionConfig, cosine_betas
+from robot_parl.models.encoders import ObservationEncoder
 from robot_parl.models.factory import PolicyConfig
 from robot_parl.models.gaussian import GaussianConfig
+from robot_parl.typed_config import ConfigError, load
 
 SMALL = PolicyConfig(
     diffusion=DiffusionConfig(hidden_dim=64, num_blocks=2, obs_hidden_dims=(64,), obs_dim=64, lr=1e-3, ema=0.9),
@@ -100,6 +102,29 @@ def test_policies_run_on_image_observations(kind):
     obs = {"images": {"front": torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)}, "proprio": torch.randn(3, 2)}
     assert policy.sample(obs, 2).shape == (3, 2, 2)
     assert "loss" in policy.sl_update(obs, torch.zeros(3, 2))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_policies_read_images_at_their_size_and_shift_them_only_while_training(kind):
+    cfg = PolicyConfig(kind=kind, diffusion=SMALL.diffusion, autoregressive=SMALL.autoregressive,
+                       gaussian=SMALL.gaussian, images=ImageInput(size=48, augment_pad=3))
+    policy = cfg.build(ObsSpec(proprio_dim=2, cameras=("front",)), 2)
+    encoders = [m for m in policy.modules() if isinstance(m, ObservationEncoder)]
+    assert encoders and all(e.image_size == 48 and e.augment_pad == 3 for e in encoders)
+    augmented = []
+    for e in encoders:
+        e.register_forward_pre_hook(lambda _m, _a, kw: augmented.append(kw.get("augment", False)), with_kwargs=True)
+    obs = {"images": {"front": torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)}, "proprio": torch.randn(3, 2)}
+    policy.sl_update(obs, torch.zeros(3, 2))
+    assert augmented and all(augmented)
+    augmented.clear()
+    policy.sample(obs, 2)
+    assert augmented and not any(augmented)
+
+
+def test_image_input_refuses_sizes_below_16():
+    with pytest.raises(ConfigError, match=r"'images\.size': expected an integer >= 16, got 8"):
+        load(PolicyConfig, None, ["images.size=8"])
 
 
 def test_diffusion_schedule_and_ema():

@@ -72,3 +72,12 @@ def test_the_success_classifier_scores_host_frames_on_its_own_device():
     obs = {"images": {"front": torch.zeros(2, 32, 32, 3, dtype=torch.uint8)}, "proprio": torch.zeros(2, 3)}
     p = classifier.probability(obs)  # the frames arrive in host memory, as the robot sends them
     assert p.device.type == "meta" and p.shape == (2,)
+
+
+def test_an_in_process_run_is_placed_by_the_same_rule():
+    from robot_parl.runtime.local_run import LocalRunConfig
+
+    with pytest.raises(ConfigError, match=r"'device'.*'gpu0' is not a torch device"):
+        typed_config.load(LocalRunConfig, overrides=["device=gpu0"])
+    with pytest.raises(ConfigError, match=r"'device'.*'cuda', but the VLA loads on policy.vla.device = 'cpu'"):
+        typed_config.load(LocalRunConfig, overrides=["policy.kind=vla", "policy.vla.device=cpu", "device=cuda"])
