@@ -95,6 +95,9 @@ class SmallCNN(nn.Module):
         return self.net(x).mean(dim=(2, 3))
 
 
+IMAGE_ENCODERS = {"resnet18": ResNet18GN, "small_cnn": SmallCNN}  # one CNN per camera, by name
+
+
 def prepare_images(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 [B, H, W, 3] -> float [B, 3, size, size] in [-1, 1]; the one resize used everywhere."""
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
@@ -144,8 +147,7 @@ class ObservationEncoder(nn.Module):
         self.cameras = tuple(cameras)
         self.image_size = image_size
         self.augment_pad = augment_pad
-        cnn = {"resnet18": ResNet18GN, "small_cnn": SmallCNN}[image_encoder]
-        self.cnns = nn.ModuleDict({name: cnn() for name in self.cameras})
+        self.cnns = nn.ModuleDict({name: IMAGE_ENCODERS[image_encoder]() for name in self.cameras})
         feat = state_dim + proprio_dim + sum(c.out_dim for c in self.cnns.values())
         self.head = mlp(feat, hidden_dims, out_dim)
         self.out_dim = out_dim

@@ -24,10 +24,12 @@ FORMAT = "robot-parl success classifier v1"
 
 
 class SuccessClassifier(nn.Module):
-    """A small CNN per camera (+ proprio) -> one success logit per observation."""
+    """A CNN per camera (+ proprio) -> one success logit per observation: the small CNN, or the critic's kind when
+    it starts from a critic's encoder (``image_encoder``)."""
 
     def __init__(self, cameras: Mapping[str, Sequence[int]], proprio_dim: int = 0, image_size: int = 64,
-                 augment_pad: int = 4, threshold: float = 0.5, consecutive: int = 3, version: int = 0):
+                 augment_pad: int = 4, threshold: float = 0.5, consecutive: int = 3, version: int = 0,
+                 image_encoder: str = "small_cnn"):
         super().__init__()
         if not cameras:
             raise ValueError("a success classifier reads at least one camera")
@@ -35,11 +37,12 @@ class SuccessClassifier(nn.Module):
         self.proprio_dim = proprio_dim
         self.image_size = image_size
         self.augment_pad = augment_pad
+        self.image_encoder = image_encoder
         self.threshold = threshold
         self.consecutive = consecutive
         self.version = version  # the training run that made it (stored with the outcomes it gives)
         self.encoder = ObservationEncoder(proprio_dim=proprio_dim, cameras=tuple(self.cameras),
-                                          image_encoder="small_cnn", image_size=image_size, augment_pad=augment_pad,
+                                          image_encoder=image_encoder, image_size=image_size, augment_pad=augment_pad,
                                           hidden_dims=(128,), out_dim=1)
 
     def forward(self, obs: Obs, augment: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -89,7 +92,8 @@ class SuccessClassifier(nn.Module):
     def save(self, path: str | Path) -> None:
         """One safetensors file: weights, threshold, rule and what it reads."""
         save_tree(path, {"format": FORMAT, **self.expects(), "image_size": self.image_size,
-                         "augment_pad": self.augment_pad, "threshold": self.threshold,
+                         "augment_pad": self.augment_pad, "image_encoder": self.image_encoder,
+                         "threshold": self.threshold,
                          "consecutive": self.consecutive, "version": self.version, "weights": self.state_dict()})
 
     @classmethod
@@ -99,8 +103,9 @@ class SuccessClassifier(nn.Module):
             tree = load_tree(path)
             if tree.get("format") != FORMAT:
                 raise ValueError(f"format {tree.get('format')!r}, expected {FORMAT!r}")
+            # files from before the critic's encoder could be reused hold the small CNN
             model = cls(tree["cameras"], tree["proprio_dim"], tree["image_size"], tree["augment_pad"],
-                        tree["threshold"], tree["consecutive"], tree["version"])
+                        tree["threshold"], tree["consecutive"], tree["version"], tree.get("image_encoder", "small_cnn"))
             model.load_state_dict(tree["weights"])
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:  # missing, truncated, foreign
             raise ValueError(f"{path}: not a success classifier ({err})") from None

@@ -16,14 +16,17 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from robot_parl.data.episode_store import EpisodeStore, StoreError
-from robot_parl.models.encoders import unflatten_obs
+from robot_parl.models.encoders import IMAGE_ENCODERS, unflatten_obs
 from robot_parl.models.success import SuccessClassifier
-from robot_parl.typed_config import require
+from robot_parl.tensor_tree import load_tree
+from robot_parl.typed_config import ConfigError, require
 
 
 @dataclass
@@ -40,6 +43,11 @@ class SuccessTrainConfig:
     consecutive: int = 3  # an episode succeeds once this many frames in a row reach the threshold
     holdout: float = 0.2  # share of each outcome's episodes held out to choose the threshold
     seed: int = 0
+    # A checkpoint directory of a session or run (its agent.safetensors): the critic's CNN for each camera, trained
+    # on this robot's frames, starts the classifier's (which takes the critic's kind of CNN); "": the small CNN from
+    # scratch. With freeze_encoder, those CNNs stay as the critic left them and only the head is trained.
+    critic_encoder: str = ""
+    freeze_encoder: bool = False
 
     def validate(self) -> None:
         require(self.image_size >= 16, "image_size", "an integer >= 16", self.image_size)
@@ -52,6 +60,8 @@ class SuccessTrainConfig:
                 f"({self.positive_frames})", self.negative_gap)
         require(self.consecutive >= 1, "consecutive", "an integer >= 1", self.consecutive)
         require(0 < self.holdout < 1, "holdout", "a share in (0, 1)", self.holdout)
+        require(bool(self.critic_encoder) or not self.freeze_encoder, "freeze_encoder",
+                "false without critic_encoder (a frozen random CNN learns nothing)", self.freeze_encoder)
 
 
 @dataclass
@@ -153,9 +163,14 @@ def train_success(stores: Sequence[EpisodeStore], cfg: SuccessTrainConfig,
                          f"({cfg.negative_gap}) and no episode failed")
     torch.manual_seed(cfg.seed)
     cameras = {k.removeprefix("images/"): shape[:2] for k, shape in keys.items() if k.startswith("images/")}
+    cnns = critic_cnns(cfg.critic_encoder, list(cameras)) if cfg.critic_encoder else {}
+    kind = next(iter(cnns.values()))[0] if cnns else "small_cnn"
     model = SuccessClassifier(cameras, keys["proprio"][0] if "proprio" in keys else 0, cfg.image_size,
-                              cfg.augment_pad, consecutive=cfg.consecutive)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+                              cfg.augment_pad, consecutive=cfg.consecutive, image_encoder=kind)
+    for camera, (_, state) in cnns.items():
+        model.encoder.cnns[camera].load_state_dict(state)
+        model.encoder.cnns[camera].requires_grad_(not cfg.freeze_encoder)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
     half = cfg.batch_size // 2
     target = torch.cat([torch.ones(half), torch.zeros(cfg.batch_size - half)])
@@ -180,6 +195,27 @@ def train_success(stores: Sequence[EpisodeStore], cfg: SuccessTrainConfig,
               "holdout": outcome_metrics([model.outcome(p)[0] for p in held_probs], [e.success for e in held]),
               "seconds": round(time.monotonic() - started, 1)}
     return model, report
+
+
+def critic_cnns(checkpoint: str | Path, cameras: Sequence[str]) -> dict[str, tuple[str, dict[str, torch.Tensor]]]:
+    """camera -> (its CNN's kind, weights) of the critic in a checkpoint directory, for each of ``cameras``; a
+    directory without a critic, or a critic that lacks a camera, is refused naming what it has."""
+    path = Path(checkpoint) / "agent.safetensors"
+    try:
+        critic = load_tree(path)["critic"]
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
+        raise ConfigError("critic_encoder", f"{checkpoint}: no critic in a checkpoint there ({err})") from None
+    found = {}
+    for camera in cameras:
+        prefix = f"encoder.cnns.{camera}."
+        state = {k.removeprefix(prefix): v for k, v in critic.items() if k.startswith(prefix)}
+        kind = next((name for name, cnn in IMAGE_ENCODERS.items() if set(cnn().state_dict()) == set(state)), None)
+        if kind is None:
+            have = sorted({k.split(".")[2] for k in critic if k.startswith("encoder.cnns.")})
+            raise ConfigError("critic_encoder", f"the critic in {checkpoint} has no CNN for camera {camera!r} (it "
+                                                f"reads cameras {have})")
+        found[camera] = (kind, state)
+    return found
 
 
 def check_store(classifier: SuccessClassifier, store: EpisodeStore) -> list[dict]:

@@ -2,6 +2,7 @@
 visible success cue and a threshold, saving with what it reads, refusals naming what differs, and the
 `robot-parl reward` commands on real zarr stores."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from robot_parl import typed_config
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
 from robot_parl.models.success import SuccessClassifier
 from robot_parl.runtime.success import SuccessTrainConfig, _choose_threshold, check_store, labels, train_success
+from robot_parl.typed_config import ConfigError
 
 SIZE = 32
 
@@ -117,6 +120,55 @@ def test_a_classifier_for_other_cameras_or_files_of_another_kind_are_refused(tmp
                 w.end(True)
         store.refresh()
         train_success([store], CFG)
+
+
+def _critic_checkpoint(path, cameras=("front",), kind="small_cnn"):
+    """A checkpoint directory as a session writes it (agent.safetensors), its critic reading ``cameras``."""
+    from robot_parl.models.base import ObsSpec
+    from robot_parl.rl.config import CriticConfig
+    from robot_parl.rl.critic import QEnsemble
+    from robot_parl.tensor_tree import save_tree
+
+    torch.manual_seed(7)
+    cfg = CriticConfig(ensemble_size=2, hidden_dims=(16,), state_hidden_dims=(16,), embedding_dim=16,
+                       image_encoder=kind, image_size=SIZE)
+    critic = QEnsemble(ObsSpec(proprio_dim=4, cameras=tuple(cameras)), 7, cfg)
+    save_tree(path / "agent.safetensors", {"critic": critic.state_dict()})
+    return critic
+
+
+def test_the_critics_encoder_starts_the_classifier_and_can_stay_frozen(tmp_path):
+    torch.set_num_threads(1)
+    critic = _critic_checkpoint(tmp_path / "ckpt")
+    stores = [make_store(tmp_path / "a", 16, 0)]
+    frozen, report = train_success(stores, dataclasses.replace(CFG, critic_encoder=str(tmp_path / "ckpt"),
+                                                               freeze_encoder=True))
+    theirs = critic.encoder.cnns["front"].state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in frozen.encoder.cnns["front"].state_dict().items())
+    assert report["holdout"]["agreement"] >= 0.75  # the critic's (here random) features still carry the cue
+    tuned, _ = train_success(stores, dataclasses.replace(CFG, critic_encoder=str(tmp_path / "ckpt"), steps=5))
+    moved = [not torch.equal(v, theirs[k]) for k, v in tuned.encoder.cnns["front"].state_dict().items()]
+    assert any(moved)  # fine-tuned from the critic's weights
+    _critic_checkpoint(tmp_path / "wrist", cameras=("wrist",))
+    with pytest.raises(ConfigError, match=r"has no CNN for camera 'front' \(it reads cameras \['wrist'\]\)"):
+        train_success(stores, dataclasses.replace(CFG, critic_encoder=str(tmp_path / "wrist")))
+    with pytest.raises(ConfigError, match="no critic in a checkpoint there"):
+        train_success(stores, dataclasses.replace(CFG, critic_encoder=str(tmp_path / "nothing")))
+    with pytest.raises(ConfigError, match="freeze_encoder"):
+        typed_config.load(SuccessTrainConfig, overrides=["freeze_encoder=true"])
+
+
+def test_a_critic_with_resnets_gives_the_classifier_resnets_that_save_and_load(tmp_path):
+    _critic_checkpoint(tmp_path / "ckpt", kind="resnet18")
+    model, _ = train_success([make_store(tmp_path / "a", 8, 0)],
+                             dataclasses.replace(CFG, critic_encoder=str(tmp_path / "ckpt"), steps=1))
+    assert model.image_encoder == "resnet18"
+    model.save(tmp_path / "clf.safetensors")
+    again = SuccessClassifier.load(tmp_path / "clf.safetensors")
+    assert again.image_encoder == "resnet18"
+    obs = {"images": {"front": torch.from_numpy(frame_image(np.random.default_rng(5), True))[None]},
+           "proprio": torch.zeros(1, 4)}
+    assert torch.equal(again.probability(obs), model.probability(obs))
 
 
 def test_reward_commands_train_and_check(tmp_path):
