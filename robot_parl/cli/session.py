@@ -42,6 +42,7 @@ def add_parser(sub) -> None:
                              help="operator device: labels, takeover, pause, e-stop (auto: the keyboard on a terminal)")
         if name == "pretrain":
             cmd.add_argument("--bc-steps", type=int, default=0, help="behaviour-cloning steps before the critic")
+            cmd.add_argument("--bc-batch-size", type=int, default=64, help="demonstration steps per BC step")
         if name == "finetune":
             cmd.add_argument("--attach", action="store_true", help="start nothing: watch a running session")
         if name == "eval":
@@ -124,7 +125,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     cfg = finetune_config(args)
-    checkpoint = pretrain(cfg, args.out, bc_steps=args.bc_steps, log=log_line)
+    checkpoint = pretrain(cfg, args.out, bc_steps=args.bc_steps, bc_batch_size=args.bc_batch_size, log=log_line)
     print(json.dumps({"checkpoint": str(checkpoint)}), flush=True)
     return 0
 

@@ -14,7 +14,7 @@ import torch
 
 from robot_parl.data.episode_store import EpisodeStore, StoreError
 from robot_parl.models.bc import train_bc
-from robot_parl.models.encoders import unflatten_obs
+from robot_parl.models.encoders import obs_to, unflatten_obs
 from robot_parl.rl.store_episodes import StoreFeed
 from robot_parl.runtime.config import FinetuneConfig, build_agent
 from robot_parl.runtime.resume import LearnerState, save_checkpoint
@@ -41,6 +41,7 @@ def pretrain(cfg: FinetuneConfig, out: str | Path, bc_steps: int = 0, bc_batch_s
         obs = unflatten_obs({k: torch.from_numpy(np.concatenate([f[k][:-1] for f in frames])) for k in obs_keys})
         obs["instruction"] = [store.info(i).instruction for i, f in zip(chosen, frames) for _ in f["action"][:-1]]
         actions = torch.from_numpy(action_space.from_robot(np.concatenate([f["action"][:-1] for f in frames])))
+        obs, actions = obs_to(obs, agent.device), actions.to(agent.device)  # where the policy trains
 
         def progress(step: int, metrics: dict[str, float]) -> None:
             if step % 50 == 1 or step == bc_steps:

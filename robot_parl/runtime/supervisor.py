@@ -90,7 +90,7 @@ class Supervisor:
         cfg, link = self.cfg, self.cfg.link
         if cfg.sim:
             self._spawn("robot", ["robot", "--sim", cfg.sim, "--spec", cfg.robot_spec, "--listen", link.robot_endpoint,
-                                  "--session", link.session, "--robot", link.robot, "--sync",
+                                  "--session", link.session, "--robot", link.robot, "--sync", "--seed", str(cfg.seed),
                                   "--certificates", link.certificates, *(["--insecure"] if link.insecure else []),
                                   *cfg.robot_overrides])
         self._start_learner()

@@ -1,0 +1,109 @@
+"""PA-RL on the simulated pick task from pixels through the robot's own commands and processes, end to end:
+
+1. ``robot-parl collect``: noisy scripted demonstrations on a simulated robot side;
+2. ``robot-parl pretrain``: BC of the diffusion policy and the offline critic (the learner's first checkpoint);
+3. ``robot-parl finetune``: a session (sim robot side, learner and actor as processes over loopback zenoh);
+4. ``robot-parl eval``: the pretrained and the fine-tuned policy, alone and with the final critic, on layouts
+   neither the demonstrations nor the session saw.
+
+The numbers are the commands' own: the eval's results.json and the learner's episode store (every online episode,
+its outcome and its probation arm). The session's settings are ``configs/finetune-pick-pixels.yaml``; dotted
+overrides go to every command (``actor.device=cuda learner.device=cuda`` on a GPU machine).
+
+    python -m benchmarks.session_pick --json out.json [--seed 0] [--episodes 100] [--eval-episodes 100] [overrides]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from robot_parl.data.episode_store import EpisodeStore
+from robot_parl.files import atomic_write
+from robot_parl.rl.trust import probation_arm
+
+CONFIG = "configs/finetune-pick-pixels.yaml"
+CAMERAS = "cameras=[{name: front, width: 64, height: 64}, {name: wrist, width: 64, height: 64}]"
+EXPERT = ["noise=0.3", "hesitation=0.1", "missed_grasp=0.2"]  # the in-process runs' noisy demonstrations
+# Layouts: the simulated robot side numbers its layouts from a seed, one per episode. Demonstrations, the session
+# and the evaluation start far apart so no layout is seen twice.
+DEMO_SEED, EVAL_SEED = 100_000, 1_000_000
+
+
+def cli(args: list[str], log: Path) -> float:
+    """Run one robot-parl command (its output appended to ``log``); returns its seconds, exits on failure."""
+    started = time.monotonic()
+    with open(log, "a") as out:
+        code = subprocess.call([sys.executable, "-m", "robot_parl.cli", *args], stdout=out, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise SystemExit(f"robot-parl {args[0]} exited with {code}; see {log}")
+    return round(time.monotonic() - started, 1)
+
+
+def online_curve(store: EpisodeStore, every: int) -> list[dict]:
+    """Per block of ``every`` online episodes: success acting on the critic's choice and on the policy's sample
+    (the probation arms while the critic was on probation, rl/trust.py; every episode acts on the critic after)."""
+    rollouts = [e for e in store.episodes() if e.source == "rollout"]
+    curve = []
+    for start in range(0, len(rollouts), every):
+        block = rollouts[start:start + every]
+        point = {"online_episodes": start + len(block), "success": sum(e.success for e in block) / len(block)}
+        for name, episodes in (("critic_arm", [e for e in block if probation_arm(e.episode_id)]),
+                               ("policy_arm", [e for e in block if not probation_arm(e.episode_id)])):
+            point[f"{name}_episodes"] = len(episodes)
+        curve.append(point)
+    return curve
+
+
+def run(out: Path, seed: int, episodes: int, eval_episodes: int, bc_steps: int, overrides: list[str]) -> dict:
+    """The four commands in ``out``; returns the results."""
+    log = out / "commands.log"
+    sets = [f"seed={seed}", f"learner.offline_store={out / 'demos'}", *overrides]  # dotted overrides: last
+    seconds = {
+        "collect": cli(["collect", "--sim", "pick", "--device", "expert", "--episodes", "20", "--horizon", "60",
+                        "--seed", str(DEMO_SEED + seed * 1000), "--store", str(out / "demos"), CAMERAS,
+                        "--expert", *EXPERT], log),
+        "pretrain": cli(["pretrain", "--config", CONFIG, "--out", str(out / "learner"), "--bc-steps", str(bc_steps),
+                         "--bc-batch-size", "128", *sets], log),
+        "finetune": cli(["finetune", "--config", CONFIG, "--out", str(out), *sets, f"actor.episodes={episodes}"],
+                        log),
+    }
+    checkpoints = out / "learner" / "checkpoints"
+    tuned = checkpoints / (checkpoints / "latest").read_text().strip()
+    seconds["eval"] = cli(["eval", "--config", CONFIG, "--out", str(out / "eval"), "--episodes", str(eval_episodes),
+                           "--policy", f"base={checkpoints / 'pretrained'}", "--policy", f"tuned={tuned}",
+                           "--critic", str(tuned), *sets, f"seed={EVAL_SEED + seed * 1000}"], log)
+    results = json.loads((out / "eval" / "results.json").read_text())
+    store = EpisodeStore(out / "learner" / "episodes")
+    return {"seed": seed, "eval": {mode: r["success_rate"] for mode, r in results["modes"].items()},
+            "eval_detail": results, "online": online_curve(store, 25), "seconds": seconds,
+            "session": json.loads((out / "summary.json").read_text())}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", required=True, help="where to write the results")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--episodes", type=int, default=100, help="online episodes of the session")
+    p.add_argument("--eval-episodes", type=int, default=100, help="evaluation episodes per policy and mode")
+    p.add_argument("--bc-steps", type=int, default=1000)
+    p.add_argument("--keep", help="keep the session's files in this directory (default: a temporary one)")
+    p.add_argument("overrides", nargs="*", help="dotted FinetuneConfig overrides for every command")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.keep or tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        result = run(out, args.seed, args.episodes, args.eval_episodes, args.bc_steps, args.overrides)
+    result.update(benchmark="session_pick", config=CONFIG, overrides=args.overrides, episodes=args.episodes,
+                  bc_steps=args.bc_steps)
+    atomic_write(args.json, lambda f: f.write(json.dumps(result, indent=1)), mode="w")
+    print(json.dumps({k: result[k] for k in ("eval", "online", "seconds")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
