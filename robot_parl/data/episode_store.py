@@ -115,11 +115,13 @@ _OUTCOME_COLUMNS = {"outcome_source": (str, ""), "classifier_version": ("int64",
 
 def rl_schema(obs_keys: dict[str, KeySpec], action_dim: int, num_candidates: int = 0) -> dict[str, KeySpec]:
     """The schema of RL episodes (see rl/store_episodes.py) with these observation keys; rollouts may
-    add ``num_candidates`` base-policy samples per step (none: 0)."""
+    add ``num_candidates`` base-policy samples per step (none: 0) and a success classifier's probabilities."""
     schema = {"timestamp": KeySpec("float64", ()), **obs_keys,
               "action": KeySpec("float32", (action_dim,), units=ROBOT_UNITS), "reward": KeySpec("float32", ())}
     if num_candidates:
         schema["candidates"] = KeySpec("float32", (num_candidates, action_dim), optional=True, units=ROBOT_UNITS)
+        # a success classifier's probability for each frame, in episodes one watched (-1: a frame it did not score)
+        schema["success_probability"] = KeySpec("float32", (), optional=True)
     return schema
 
 

@@ -240,15 +240,17 @@ class Actor:
         self.live.session(self.successes, self.versions, self.latency_ms, dict(self.counters), learner)
 
     def _step_message(self, index: int, stamp_ns: int, obs: dict, action: np.ndarray, candidates: np.ndarray,
-                      reward: float, source: str = "rollout", final: bool = False, success: bool = False,
-                      outcome: Outcome | None = None) -> Step:
+                      reward: float, watch: SuccessWatch | None, source: str = "rollout", final: bool = False,
+                      success: bool = False, outcome: Outcome | None = None) -> Step:
         outcome = outcome or Outcome()
+        scored = watch is not None and index < len(watch.trace)  # a label can end an episode before its last frame
         return Step(actor=self.name, episode_id=self.episode_id, index=index, stamp_ns=stamp_ns,
                     images=dict(obs.get("images", {})), proprio=np.asarray(obs["proprio"], np.float32),
                     action=action.astype(np.float32), candidates=candidates.astype(np.float32), reward=reward,
                     source=source, policy_version=self.versions["policy"], critic_version=self.versions["critic"],
                     instruction=obs["instruction"], final=final, success=success, outcome_source=outcome.source,
-                    classifier_version=outcome.classifier_version, classifier_success=outcome.classifier_success)
+                    classifier_version=outcome.classifier_version, classifier_success=outcome.classifier_success,
+                    success_probability=watch.trace[index] if scored else -1.0)
 
     def _observe(self, obs: dict, instruction: str) -> dict:
         return {**obs, "instruction": instruction}
@@ -330,7 +332,7 @@ class Actor:
             ended = (terminated and watch is None) or truncated  # a watched episode ends when the classifier says
             if pending is not None:
                 self._send(pending)
-            pending = self._step_message(t, stamp, obs, action, candidates, -1.0, source)  # settled at the end
+            pending = self._step_message(t, stamp, obs, action, candidates, -1.0, watch, source)  # settled at the end
             obs = self._observe(next_obs, instruction)
             if ended:
                 break
@@ -345,7 +347,7 @@ class Actor:
         self._send(pending)
         final_candidates = self.decide(obs)[1]  # TD targets at s_T need candidates too
         self._send(self._step_message(pending.index + 1, self.env.last.stamp_ns, obs,
-                                      np.zeros(self.spec.action.dim, np.float32), final_candidates, 0.0,
+                                      np.zeros(self.spec.action.dim, np.float32), final_candidates, 0.0, watch,
                                       final=True, success=success, outcome=outcome))
         self.successes.append(success)
         self.counters["episodes"] += 1

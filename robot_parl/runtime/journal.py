@@ -15,7 +15,7 @@ from pathlib import Path
 
 from robot_parl.data.episode_store import EpisodeInfo, EpisodeStore, KeySpec, StoreError, rl_schema
 from robot_parl.files import atomic_write
-from robot_parl.runtime.steps import frame_step, step_frame, step_outcome
+from robot_parl.runtime.steps import begin_episode, frame_step, step_frame, step_outcome
 from robot_parl.transport.messages import Step
 
 
@@ -34,15 +34,15 @@ class Journal:
         self.sent_at: dict[str, float] = {}  # episode id -> when it was last sent
         self.ids = {e.episode_id for e in self.store.episodes()}
         self._intervened = False
+        self._watched = False  # the episode being recorded keeps a classifier's probabilities
 
     def record(self, step: Step) -> None:
         """Append one step (the first begins the episode, the final one commits it)."""
         if step.index == 0:
-            self.writer.begin("rollout", step.instruction, step.policy_version, step.critic_version, ("candidates",),
-                              step.episode_id)
+            self._watched = begin_episode(self.writer, step)
             self._intervened = False
         self._intervened |= step.source == "intervention"
-        self.writer.add(step_frame(step))
+        self.writer.add(step_frame(step, self._watched))
         if step.final:
             self.writer.end(step.success, source="intervention" if self._intervened else "rollout",
                             outcome=step_outcome(step))

@@ -1,6 +1,7 @@
 """Steps (actor -> learner messages) and episode-store frames, both ways: the actor's journal and the learner's
 store hold an episode's steps in one layout (frame t: s_t's images and proprio, a_t in robot units, r_t, the N
-candidates drawn at s_t, the step's stamp in seconds), and a journaled episode is resent as the steps it was."""
+candidates drawn at s_t, the step's stamp in seconds and, where a success classifier watched, its probability for
+s_t), and a journaled episode is resent as the steps it was."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ import numpy as np
 from robot_parl.data.episode_store import EpisodeInfo, EpisodeWriter, Outcome, StoreError
 from robot_parl.transport.messages import Step
 
+PROBABILITY = "success_probability"
 
-def step_frame(step: Step) -> dict[str, np.ndarray]:
-    """One step as a store frame."""
+
+def step_frame(step: Step, probability: bool = False) -> dict[str, np.ndarray]:
+    """One step as a store frame (with ``probability``: the classifier's, in an episode one watched)."""
     frame = {f"images/{k}": v for k, v in step.images.items()}
     frame.update(proprio=step.proprio, action=step.action, reward=np.float32(step.reward),
                  timestamp=step.stamp_ns * 1e-9, candidates=step.candidates)
+    if probability:
+        frame[PROBABILITY] = np.float32(step.success_probability)
     return frame
 
 
@@ -30,7 +35,8 @@ def frame_step(frame: dict[str, np.ndarray], index: int, info: EpisodeInfo, acto
                 reward=float(frame["reward"][index]),
                 source="rollout" if info.source == "rollout" else "intervention",
                 policy_version=info.policy_version, critic_version=info.critic_version, instruction=info.instruction,
-                final=last, success=info.success and last, **(_outcome_fields(info.outcome) if last else {}))
+                final=last, success=info.success and last, **(_outcome_fields(info.outcome) if last else {}),
+                success_probability=float(frame[PROBABILITY][index]) if PROBABILITY in frame else -1.0)
 
 
 def step_outcome(step: Step) -> Outcome:
@@ -43,17 +49,25 @@ def _outcome_fields(outcome: Outcome) -> dict:
             "classifier_success": outcome.classifier_success}
 
 
+def begin_episode(writer: EpisodeWriter, first: Step) -> bool:
+    """Begin the episode whose first step is ``first``; returns whether its frames keep a success classifier's
+    probabilities: where one scored the first frame, and the store has room for them (stores made before do not)."""
+    watched = PROBABILITY in writer.schema and first.success_probability >= 0
+    writer.begin("rollout", first.instruction, first.policy_version, first.critic_version,
+                 ("candidates", PROBABILITY) if watched else ("candidates",), first.episode_id)
+    return watched
+
+
 def write_steps(writer: EpisodeWriter, steps: Sequence[Step], partial: bool = False) -> EpisodeInfo:
     """Commit an episode's steps (0..T, the final one holding s_T): an intervention if the operator took over any
     step; ``partial``: the actor died before its final step (no outcome). A StoreError (a frame or an outcome the
     store refuses) leaves nothing behind."""
     first = steps[0]
-    writer.begin("rollout", first.instruction, first.policy_version, first.critic_version, ("candidates",),
-                 first.episode_id)
+    watched = begin_episode(writer, first)
     intervened = any(s.source == "intervention" for s in steps)
     try:
         for step in steps:
-            writer.add(step_frame(step))
+            writer.add(step_frame(step, watched))
         return writer.end(steps[-1].success and not partial, partial,
                           source="intervention" if intervened else "rollout",
                           outcome=step_outcome(steps[-1]) if steps[-1].final else Outcome())

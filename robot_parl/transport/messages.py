@@ -131,6 +131,7 @@ class Step:
     outcome_source: str = ""
     classifier_version: int = 0
     classifier_success: int = -1
+    success_probability: float = -1.0  # a success classifier's probability for s_t (-1: none scored it)
 
 
 @dataclass

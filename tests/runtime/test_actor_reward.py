@@ -63,6 +63,11 @@ def test_the_classifier_ends_episodes_and_gives_their_outcome(actor_on_arm, tmp_
     assert "success" in actor.latency_ms
     journal = EpisodeStore(tmp_path / "actor" / "journal" / "episodes")
     assert journal.info(0).outcome == Outcome("classifier", 42, 1)
+    # each frame keeps the probability the classifier gave it (sigmoid(10), to 4 places), on the wire and on disk
+    assert [s.success_probability for s in episode] == [1.0, 1.0, 1.0]
+    assert journal.episode(0, ["success_probability"])["success_probability"].tolist() == [1.0, 1.0, 1.0]
+    resent = list(actor.journal.steps(actor.journal.unacknowledged(0.0)[0], actor.name))  # as a resend reads it
+    assert [s.success_probability for s in resent] == [1.0, 1.0, 1.0]
 
 
 def test_never_confident_is_a_failure_at_the_horizon(actor_on_arm, tmp_path):
@@ -101,6 +106,8 @@ def test_an_operator_overrides_the_classifier_and_the_disagreement_is_kept(actor
     episode = _episode_steps(steps, actor)
     assert result["success"] is True and len(episode) < HORIZON + 1
     assert (episode[-1].outcome_source, episode[-1].classifier_success) == ("operator", 0)
+    # the label came before the classifier saw the last frame: that one is stored as not scored
+    assert [s.success_probability for s in episode] == [0.0] * (len(episode) - 1) + [-1.0]
     assert actor.counters["classifier_overridden"] == 2
 
 

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from robot_parl.data.episode_store import EpisodeStore, Outcome
+from robot_parl.data.episode_store import EpisodeStore, KeySpec, Outcome, rl_schema
+from robot_parl.runtime.steps import write_steps
 from robot_parl.runtime.supervisor import ENTRY
 from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
@@ -122,3 +123,25 @@ def test_a_learner_with_a_broken_checkpoint_stops_at_once_with_one_line(tmp_path
     said = [line for line in run.stderr.splitlines() if line.startswith("robot-parl:")]
     assert run.returncode == 2 and len(said) == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert "update_000000" in said[0] and time.monotonic() - started < 60
+
+
+def test_classifier_probabilities_are_stored_where_the_store_has_room_for_them(tmp_path):
+    keys = {"images/front": KeySpec("uint8", (4, 4, 3)), "proprio": KeySpec("float32", (2,))}
+
+    def steps(probabilities):
+        return [Step(actor="a", episode_id=f"e{len(probabilities)}", index=t, stamp_ns=t,
+                     images={"front": np.zeros((4, 4, 3), np.uint8)}, proprio=np.zeros(2, np.float32),
+                     action=np.zeros(3, np.float32), candidates=np.zeros((2, 3), np.float32), reward=-1.0,
+                     final=t == len(probabilities) - 1, success_probability=p) for t, p in enumerate(probabilities)]
+
+    new = EpisodeStore.create(tmp_path / "new", rl_schema(keys, 3, 2))
+    old_schema = {k: v for k, v in rl_schema(keys, 3, 2).items() if k != "success_probability"}
+    old = EpisodeStore.create(tmp_path / "old", old_schema)  # made before probabilities were kept
+    for store in (new, old):
+        with store.writer("test") as writer:
+            write_steps(writer, steps([0.1, 0.7, 0.95]))
+            write_steps(writer, steps([-1.0, -1.0]))  # nobody watched
+        store.refresh()
+    assert new.episode(0, ["success_probability"])["success_probability"].tolist() == pytest.approx([0.1, 0.7, 0.95])
+    assert "success_probability" not in new.info(1).keys
+    assert len(old) == 2 and "success_probability" not in old.info(0).keys
