@@ -7,7 +7,10 @@ succeeded (the frames from success on show the cube held up), a failed one at th
 scripted expert with a little noise; rollouts and held-out episodes the same expert made clumsy (noise, hesitations
 and missed grasps: about half fail, most after closing the gripper beside the cube and lifting it empty).
 
-    python -m benchmarks.success_detection --json benchmarks/results/success_detection.json [--quick]
+    python -m benchmarks.success_detection --json benchmarks/results/success_detection.json [--quick] [--save FILE]
+
+``--save`` keeps the trained classifier (for a session's ``actor.classifier``: its cameras and sizes are those of
+configs/finetune-pick-pixels.yaml).
 """
 
 from __future__ import annotations
@@ -64,14 +67,17 @@ def _frame(obs: dict, action: np.ndarray, reward: float, t: int) -> dict:
             "action": np.asarray(action, np.float32), "reward": np.float32(reward), "timestamp": 0.1 * t}
 
 
-def run(out: Path, demos: int, rollouts: int, held_out: int, cfg: SuccessTrainConfig, linger: int) -> dict:
-    """Record, train, check; returns the results."""
+def run(out: Path, demos: int, rollouts: int, held_out: int, cfg: SuccessTrainConfig, linger: int,
+        save: str | None = None) -> dict:
+    """Record, train, check (and with ``save``, write the classifier there); returns the results."""
     started = time.monotonic()
     train = [record(out / "demos", list(range(demos)), DEMO, "sim", linger=linger),
              record(out / "rollouts", [10_000 + i for i in range(rollouts)], CLUMSY, "rollout", linger=linger)]
     test = record(out / "held_out", [100_000 + i for i in range(held_out)], CLUMSY, "rollout", linger=linger)
     recorded = time.monotonic()
     classifier, report = train_success(train, cfg)
+    if save:
+        classifier.save(save)
     records = check_store(classifier, test)
     metrics = outcome_metrics([r["classifier"] for r in records], [r["stored"] for r in records])
     return {"benchmark": "success_detection", "task": "pick", "cameras": list(classifier.cameras),
@@ -91,6 +97,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="a small smoke run (not the benchmark's numbers)")
     p.add_argument("--linger", type=int, default=4)
     p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--save", help="write the trained classifier here (.safetensors)")
     args = p.parse_args()
     torch.set_num_threads(1)
     sizes = (4, 8, 12) if args.quick else (20, 50, 200)
@@ -98,7 +105,7 @@ def main() -> None:
     cfg = SuccessTrainConfig(steps=50 if args.quick else args.steps, positive_frames=args.linger + 1,
                              negative_gap=args.linger + 3)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run(Path(tmp), *sizes, cfg, args.linger)
+        result = run(Path(tmp), *sizes, cfg, args.linger, args.save)
     atomic_write(args.json, lambda f: f.write(json.dumps(result, indent=1)), mode="w")
     print(json.dumps({k: result[k] for k in ("held_out", "goal_precision", "goal_recall", "seconds")}, indent=1))
 

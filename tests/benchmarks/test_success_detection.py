@@ -4,7 +4,10 @@ success a few steps after the simulator said so), a classifier trained and check
 import numpy as np
 
 from benchmarks.success_detection import CLUMSY, DEMO, record, run
+from robot_parl import typed_config
+from robot_parl.models.success import SuccessClassifier
 from robot_parl.robots.sim.tabletop import LIFT_HEIGHT, TabletopEnv
+from robot_parl.runtime.config import FinetuneConfig
 from robot_parl.runtime.success import SuccessTrainConfig
 
 
@@ -25,10 +28,16 @@ def test_episodes_end_linger_steps_after_success(tmp_path):
 
 def test_a_tiny_run_reports_precision_recall_and_goals(tmp_path):
     cfg = SuccessTrainConfig(steps=20, positive_frames=3, negative_gap=5)
-    result = run(tmp_path, 2, 10, 6, cfg, linger=2)  # 10 clumsy rollouts: both outcomes (4 successes)
+    saved = tmp_path / "classifier.safetensors"
+    result = run(tmp_path, 2, 10, 6, cfg, linger=2, save=str(saved))  # 10 clumsy rollouts: both outcomes
     held = result["held_out"]
     assert held["episodes"] == 6 and 0 <= held["successes"] <= 6
     assert result["goal_precision"] == ((held["precision"] or 0) >= 0.95)
     assert result["training"]["train_episodes"] + result["training"]["holdout_episodes"] == 12
     assert all(d["stored"] != d["classifier"] for d in result["disagreements"])
     assert np.isfinite(result["seconds"]) and CLUMSY.missed_grasp > 0
+    # the saved classifier is the one checked, and fits the pixel session's robot (configs/finetune-pick-pixels.yaml)
+    classifier = SuccessClassifier.load(saved)
+    assert classifier.version == result["training"]["version"]
+    session = typed_config.load(FinetuneConfig, "configs/finetune-pick-pixels.yaml")
+    classifier.check_fits(session.spec().observation_keys())
