@@ -11,6 +11,9 @@ its outcome and its probation arm). The session's settings are ``configs/finetun
 overrides go to every command (``actor.device=cuda learner.device=cuda`` on a GPU machine).
 
     python -m benchmarks.session_pick --json out.json [--seed 0] [--episodes 100] [--eval-episodes 100] [overrides]
+
+Each call adds its run to ``--json`` (a run of the same seed and settings there is replaced), so seeds can be run one
+call at a time.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ EXPERT = ["noise=0.3", "hesitation=0.1", "missed_grasp=0.2"]  # the in-process r
 # Layouts: the simulated robot side numbers its layouts from a seed, one per episode. Demonstrations, the session
 # and the evaluation start far apart so no layout is seen twice.
 DEMO_SEED, EVAL_SEED = 100_000, 1_000_000
+SETTINGS = ("seed", "overrides", "episodes", "eval_episodes", "bc_steps")  # what makes two runs the same run
 
 
 def cli(args: list[str], log: Path) -> float:
@@ -85,6 +89,15 @@ def run(out: Path, seed: int, episodes: int, eval_episodes: int, bc_steps: int, 
             "session": json.loads((out / "summary.json").read_text())}
 
 
+def add_run(path: Path, result: dict) -> None:
+    """Write ``result`` into the results file at ``path`` beside its other runs, replacing one of the same seed and
+    settings."""
+    runs = json.loads(path.read_text())["runs"] if path.is_file() else []
+    runs = [r for r in runs if any(r.get(k) != result[k] for k in SETTINGS)] + [result]
+    out = {"benchmark": "session_pick", "config": CONFIG, "runs": runs}
+    atomic_write(path, lambda f: f.write(json.dumps(out, indent=1)), mode="w")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", required=True, help="where to write the results")
@@ -99,9 +112,9 @@ def main() -> None:
         out = Path(args.keep or tmp)
         out.mkdir(parents=True, exist_ok=True)
         result = run(out, args.seed, args.episodes, args.eval_episodes, args.bc_steps, args.overrides)
-    result.update(benchmark="session_pick", config=CONFIG, overrides=args.overrides, episodes=args.episodes,
+    result.update(overrides=args.overrides, episodes=args.episodes, eval_episodes=args.eval_episodes,
                   bc_steps=args.bc_steps)
-    atomic_write(args.json, lambda f: f.write(json.dumps(result, indent=1)), mode="w")
+    add_run(Path(args.json), result)
     print(json.dumps({k: result[k] for k in ("eval", "online", "seconds")}, indent=1))
 
 

@@ -72,6 +72,16 @@ def test_summary_means_gains_and_goal():
     assert not summarize([_run("diffusion", 0, 0.3, 0.3, 0.3, 0.3)])["diffusion"]["goal_twice_rerank_gain"]
 
 
+def test_a_summary_without_filtered_bc_from_pixels_runs():
+    runs = [_run("diffusion", 0, 0.4, 0.5, 0.7, 0.0)]
+    for r in runs:  # the pixel runs have no filtered BC
+        del r["filtered_bc"], r["final_eval"]["filtered_bc"]
+    d = summarize(runs)["diffusion"]
+    assert "filtered_bc" not in d and "filtered_bc_gain" not in d
+    assert d["episodes_to_80pct_of_parl"] == {"parl": [100], "rerank": [None]}
+    assert d["goal_parl_gain_at_least_20_points"] and abs(d["parl_gain"] - 0.3) < 1e-9
+
+
 def test_the_grid_saves_after_every_run_and_resumes_with_the_same_settings(tmp_path):
     from benchmarks import learning_grid
 

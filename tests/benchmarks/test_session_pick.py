@@ -1,0 +1,48 @@
+"""The session benchmark's own arithmetic (the commands it runs are tested where they live and by `make demo`): the
+online curve read back from a learner's store, with each block's probation arms, and results files that collect
+one run per seed and settings."""
+
+import json
+
+import numpy as np
+
+from benchmarks.session_pick import add_run, online_curve
+from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
+from robot_parl.rl.trust import probation_arm
+
+
+def test_the_online_curve_counts_rollouts_per_block_and_their_arms(tmp_path):
+    store = EpisodeStore.create(tmp_path / "s", rl_schema({"proprio": KeySpec("float32", (2,))}, 3))
+    ids = [f"e{i}" for i in range(5)]
+    outcomes = [False, True, True, False, True]
+    with store.writer("test") as w:
+        w.begin("sim")  # a demonstration in the same store is not an online episode
+        for t in range(2):
+            w.add({"proprio": np.zeros(2, np.float32), "action": np.zeros(3, np.float32), "reward": np.float32(-1),
+                   "timestamp": float(t)})
+        w.end(True)
+        for episode_id, success in zip(ids, outcomes):
+            w.begin("rollout", episode_id=episode_id)
+            for t in range(2):
+                w.add({"proprio": np.zeros(2, np.float32), "action": np.zeros(3, np.float32),
+                       "reward": np.float32(-1), "timestamp": float(t)})
+            w.end(success)
+    store.refresh()
+    curve = online_curve(store, 2)
+    assert [p["online_episodes"] for p in curve] == [2, 4, 5]
+    assert [p["success"] for p in curve] == [0.5, 0.5, 1.0]
+    critic = [sum(probation_arm(i) for i in ids[k:k + 2]) for k in (0, 2, 4)]
+    assert [p["critic_arm_episodes"] for p in curve] == critic
+    assert [p["critic_arm_episodes"] + p["policy_arm_episodes"] for p in curve] == [2, 2, 1]
+
+
+def test_results_keep_one_run_per_seed_and_settings(tmp_path):
+    path = tmp_path / "results.json"
+    settings = {"overrides": [], "episodes": 100, "eval_episodes": 100, "bc_steps": 1000}
+    add_run(path, {"seed": 0, **settings, "eval": {"tuned": 0.5}})
+    add_run(path, {"seed": 1, **settings, "eval": {"tuned": 0.6}})
+    add_run(path, {"seed": 0, **settings, "eval": {"tuned": 0.7}})  # seed 0 again: replaced
+    add_run(path, {"seed": 0, **settings, "episodes": 50, "eval": {"tuned": 0.4}})  # other settings: kept beside
+    runs = json.loads(path.read_text())["runs"]
+    assert [(r["seed"], r["episodes"], r["eval"]["tuned"]) for r in runs] == [(1, 100, 0.6), (0, 100, 0.7),
+                                                                               (0, 50, 0.4)]
