@@ -29,6 +29,7 @@ from pathlib import Path
 from robot_parl.data.episode_store import EpisodeStore
 from robot_parl.files import atomic_write
 from robot_parl.rl.trust import probation_arm
+from robot_parl.transport.session import free_loopback_endpoint
 
 CONFIG = "configs/finetune-pick-pixels.yaml"
 CAMERAS = "cameras=[{name: front, width: 64, height: 64}, {name: wrist, width: 64, height: 64}]"
@@ -67,7 +68,12 @@ def online_curve(store: EpisodeStore, every: int) -> list[dict]:
 def run(out: Path, seed: int, episodes: int, eval_episodes: int, bc_steps: int, overrides: list[str]) -> dict:
     """The four commands in ``out``; returns the results."""
     log = out / "commands.log"
-    sets = [f"seed={seed}", f"learner.offline_store={out / 'demos'}", *overrides]  # dotted overrides: last
+    robot, learner = free_loopback_endpoint(), free_loopback_endpoint()
+    while learner == robot:
+        learner = free_loopback_endpoint()
+    # a session of its own on free ports: benchmark runs (and sessions of yours) side by side do not meet
+    link = [f"link.session=bench-{out.name}-{seed}", f"link.robot_endpoint={robot}", f"link.learner_endpoint={learner}"]
+    sets = [f"seed={seed}", f"learner.offline_store={out / 'demos'}", *link, *overrides]  # dotted overrides: last
     seconds = {
         "collect": cli(["collect", "--sim", "pick", "--device", "expert", "--episodes", "20", "--horizon", "60",
                         "--seed", str(DEMO_SEED + seed * 1000), "--store", str(out / "demos"), CAMERAS,
