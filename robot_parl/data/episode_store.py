@@ -100,6 +100,7 @@ class EpisodeInfo:
     episode_id: str = ""  # the recorder's id (actors: unique per episode, used to never commit one twice)
     partial: bool = False  # cut short by a crash of its recorder: no outcome, not terminal
     outcome: Outcome = Outcome()  # who gave it its outcome
+    robot: str = ""  # the robot that recorded it (a fleet's robots feed one learner); "": not recorded
 
     def __len__(self) -> int:
         return self.end - self.start
@@ -110,7 +111,8 @@ _COLUMNS = {"start": "int64", "end": "int64", "success": "bool", "source": "uint
             "keys": str, "episode_id": str, "partial": "bool"}
 # Added to schema 2's table later: a store without them reads the defaults, and its writer adds them (defaults for
 # the rows before) at its next commit.
-_OUTCOME_COLUMNS = {"outcome_source": (str, ""), "classifier_version": ("int64", 0), "classifier_success": ("int8", -1)}
+_LATER_COLUMNS = {"outcome_source": (str, ""), "classifier_version": ("int64", 0), "classifier_success": ("int8", -1),
+                  "robot": (str, "")}
 
 
 def rl_schema(obs_keys: dict[str, KeySpec], action_dim: int, num_candidates: int = 0) -> dict[str, KeySpec]:
@@ -134,7 +136,7 @@ def _row_info(index: int, row: dict) -> EpisodeInfo:
                        keys=tuple(json.loads(str(row["keys"]))), episode_id=str(row["episode_id"]),
                        partial=bool(row["partial"]),
                        outcome=Outcome(str(row.get("outcome_source", "")), int(row.get("classifier_version", 0)),
-                                       int(row.get("classifier_success", -1))))
+                                       int(row.get("classifier_success", -1))), robot=str(row.get("robot", "")))
 
 
 def _schema_from_attrs(raw: dict) -> dict[str, KeySpec]:
@@ -187,7 +189,7 @@ class EpisodeStore:
                               fill_value=np.nan if np.dtype(spec.dtype).kind == "f" else 0)
         for column, dtype in _COLUMNS.items():
             root.create_array(f"meta/episodes/{column}", shape=(0,), chunks=(TABLE_CHUNK,), dtype=dtype)
-        for column, (dtype, default) in _OUTCOME_COLUMNS.items():
+        for column, (dtype, default) in _LATER_COLUMNS.items():
             root.create_array(f"meta/episodes/{column}", shape=(0,), chunks=(TABLE_CHUNK,), dtype=dtype,
                               fill_value=default)
         root.attrs.update({"schema_version": SCHEMA_VERSION, "robot_spec": robot_spec,
@@ -214,7 +216,7 @@ class EpisodeStore:
             raise IndexError(f"episode {index} is not committed (the store has {self.num_episodes})")
         with _reading(self.path, f"episode {index}'s table row"):
             table = self.root["meta/episodes"]
-            columns = [*_COLUMNS, *(c for c in _OUTCOME_COLUMNS if isinstance(table.get(c), zarr.Array))]
+            columns = [*_COLUMNS, *(c for c in _LATER_COLUMNS if isinstance(table.get(c), zarr.Array))]
             return _row_info(index, {c: table[c][index] for c in columns})
 
     def episodes(self) -> list[EpisodeInfo]:
@@ -282,15 +284,16 @@ class EpisodeWriter:
             if arr.shape[0] > self.frames:
                 dropped = max(dropped, arr.shape[0] - self.frames)
                 arr.resize((self.frames, *arr.shape[1:]))
-        for column in [*_COLUMNS, *_OUTCOME_COLUMNS]:
+        for column in [*_COLUMNS, *_LATER_COLUMNS]:
             arr = self.root.get(f"meta/episodes/{column}")
             if isinstance(arr, zarr.Array) and arr.shape[0] > self.episodes:
                 arr.resize((self.episodes,))
         return dropped
 
     def begin(self, source: Source, instruction: str = "", policy_version: int = 0, critic_version: int = 0,
-              optional_keys: tuple[str, ...] = (), episode_id: str = "") -> None:
-        """Start an episode; the previous one must have been ended or discarded."""
+              optional_keys: tuple[str, ...] = (), episode_id: str = "", robot: str = "") -> None:
+        """Start an episode (``robot``: the robot recording it); the previous one must have been ended or
+        discarded."""
         if self._recording is not None:
             raise StoreError("an episode is already being recorded; end() or discard() it first")
         if source not in SOURCES:
@@ -300,7 +303,7 @@ class EpisodeWriter:
                 raise StoreError(f"{k!r} is not an optional key of this store "
                                  f"(optional: {sorted(k for k, s in self.schema.items() if s.optional)})")
         self._recording = _Recording(source, instruction, policy_version, critic_version, tuple(optional_keys),
-                                     time.time(), episode_id)
+                                     time.time(), episode_id, robot)
 
     def add(self, frame: dict[str, np.ndarray | float]) -> None:
         """Append one step; a bad frame raises :class:`StoreError` and nothing of it is kept."""
@@ -369,11 +372,11 @@ class EpisodeWriter:
                "instruction": rec.instruction, "wall_start": rec.wall_start, "wall_end": time.time(),
                "keys": json.dumps(list(rec.optional_keys)), "episode_id": rec.episode_id, "partial": partial,
                "outcome_source": outcome.source, "classifier_version": outcome.classifier_version,
-               "classifier_success": outcome.classifier_success}
+               "classifier_success": outcome.classifier_success, "robot": rec.robot}
         for column, value in row.items():
             arr = self.root.get(f"meta/episodes/{column}")
-            if not isinstance(arr, zarr.Array):  # an outcome column this store was made without
-                dtype, default = _OUTCOME_COLUMNS[column]
+            if not isinstance(arr, zarr.Array):  # a column this store was made without
+                dtype, default = _LATER_COLUMNS[column]
                 arr = self.root.create_array(f"meta/episodes/{column}", shape=(index,), chunks=(TABLE_CHUNK,),
                                              dtype=dtype, fill_value=default)
             arr.resize((index + 1,))
@@ -433,6 +436,7 @@ class _Recording:
     optional_keys: tuple[str, ...]
     wall_start: float
     episode_id: str
+    robot: str
     frames: int = 0
     flushed: int = 0
     last_timestamp: float = float("-inf")

@@ -250,7 +250,7 @@ class Actor:
                     source=source, policy_version=self.versions["policy"], critic_version=self.versions["critic"],
                     instruction=obs["instruction"], final=final, success=success, outcome_source=outcome.source,
                     classifier_version=outcome.classifier_version, classifier_success=outcome.classifier_success,
-                    success_probability=watch.trace[index] if scored else -1.0)
+                    success_probability=watch.trace[index] if scored else -1.0, robot=self.cfg.link.robot)
 
     def _observe(self, obs: dict, instruction: str) -> dict:
         return {**obs, "instruction": instruction}

@@ -171,11 +171,14 @@ class Learner:
             self.counters["refused_episodes"] += 1
             self._warn(f"episode {episode_id!r} from {steps[0].actor!r} refused: {err}")
             return
-        self.counters["partial_episodes" if partial else "episodes"] += 1
+        kind = "partial_episodes" if partial else "episodes"
+        self.counters[kind] += 1
+        self.counters[f"{kind}/{steps[0].robot or 'unnamed'}"] += 1  # per robot of a fleet
         if not partial:
             self.outcomes.append(bool(steps[-1].success))
-        self.log(f"committed {'partial ' if partial else ''}episode {episode_id} of {steps[0].actor}: "
-                 f"{len(steps) - 1} steps, {'success' if steps[-1].success and not partial else 'failure'}")
+        self.log(f"committed {'partial ' if partial else ''}episode {episode_id} of {steps[0].actor} on "
+                 f"{steps[0].robot or 'an unnamed robot'}: {len(steps) - 1} steps, "
+                 f"{'success' if steps[-1].success and not partial else 'failure'}")
 
     def ingest(self) -> None:
         """Feed newly committed episodes (and offline ones) to replay."""
@@ -252,6 +255,10 @@ class Learner:
         counters["steps_undecodable"] = self.steps.refused
         counters["open_episodes"] = len(self.open)
         counters["open_steps"] = sum(len(e.steps) for e in self.open.values())
+        for episode in self.open.values():  # per robot of a fleet: the steps of its episode under way
+            robot = next(iter(episode.steps.values())).robot if episode.steps else ""
+            key = f"open_steps/{robot or 'unnamed'}"
+            counters[key] = counters.get(key, 0) + len(episode.steps)
         self._status.put(LearnerStatus(time.monotonic_ns(), self.instance, dict(self.published), counters,
                                        self.rates(), list(self.recent)))
 

@@ -36,7 +36,8 @@ def frame_step(frame: dict[str, np.ndarray], index: int, info: EpisodeInfo, acto
                 source="rollout" if info.source == "rollout" else "intervention",
                 policy_version=info.policy_version, critic_version=info.critic_version, instruction=info.instruction,
                 final=last, success=info.success and last, **(_outcome_fields(info.outcome) if last else {}),
-                success_probability=float(frame[PROBABILITY][index]) if PROBABILITY in frame else -1.0)
+                success_probability=float(frame[PROBABILITY][index]) if PROBABILITY in frame else -1.0,
+                robot=info.robot)
 
 
 def step_outcome(step: Step) -> Outcome:
@@ -54,7 +55,7 @@ def begin_episode(writer: EpisodeWriter, first: Step) -> bool:
     probabilities: where one scored the first frame, and the store has room for them (stores made before do not)."""
     watched = PROBABILITY in writer.schema and first.success_probability >= 0
     writer.begin("rollout", first.instruction, first.policy_version, first.critic_version,
-                 ("candidates", PROBABILITY) if watched else ("candidates",), first.episode_id)
+                 ("candidates", PROBABILITY) if watched else ("candidates",), first.episode_id, first.robot)
     return watched
 
 

@@ -132,6 +132,7 @@ class Step:
     classifier_version: int = 0
     classifier_success: int = -1
     success_probability: float = -1.0  # a success classifier's probability for s_t (-1: none scored it)
+    robot: str = ""  # the robot the actor acts on (its name in the key space)
 
 
 @dataclass

@@ -12,35 +12,23 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from session_processes import LearnerHeartbeat, Proc, endpoints
 
 from robot_parl.data.episode_store import EpisodeStore
 from robot_parl.models.vla.checkpoint import write_random_checkpoint
 from robot_parl.rl.trust import probation_arm
 from robot_parl.runtime.supervisor import ENTRY
 from robot_parl.tensor_tree import load_tree
-from robot_parl.transport.channel import Inbox, subscribe
-from robot_parl.transport.keys import KeySpace
-from robot_parl.transport.messages import LearnerStatus
-from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
 
 CAMERA = "robot_overrides=['cameras=[{name: front, width: 32, height: 32}]']"
 pytestmark = pytest.mark.slow
 
 
-def _endpoints() -> tuple[str, str]:
-    robot = free_loopback_endpoint()
-    learner = free_loopback_endpoint()
-    while learner == robot:
-        learner = free_loopback_endpoint()
-    return robot, learner
-
-
 def test_finetune_session_streams_steps_trains_and_syncs_weights(tmp_path):
-    robot_ep, learner_ep = _endpoints()
+    robot_ep, learner_ep = endpoints(2)
     checkpoint = write_random_checkpoint(tmp_path / "vla", seed=0)
     out = tmp_path / "session"
     run = subprocess.run([sys.executable, "-c", ENTRY, "finetune", "--config", "configs/finetune-tiny-vla.yaml",
@@ -83,65 +71,26 @@ def test_finetune_session_streams_steps_trains_and_syncs_weights(tmp_path):
         [a, e.success, pytest.approx(r)] for a, e, r in zip(arms, store.episodes(), returns)]
 
 
-class _Proc:
-    def __init__(self, name: str, args: list[str], out: Path):
-        self.log = out / f"{name}.log"
-        self.proc = subprocess.Popen([sys.executable, "-c", ENTRY, *args], stdout=open(self.log, "w"),
-                                     stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def wait_for(self, condition, timeout: float = 120.0, what: str = "") -> None:
-        deadline = time.monotonic() + timeout
-        while not condition(self.text()):
-            assert self.proc.poll() is None or condition(self.text()), f"exited: {self.text()[-3000:]}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}: {self.text()[-3000:]}"
-            time.sleep(0.1)
-
-    def stop(self, sig=signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        self.proc.wait(timeout=60)
-
-
 def _count(text: str, needle: str) -> int:
     return text.count(needle)
 
 
-class _LearnerStatus:
-    """The learner's heartbeats, heard by connecting to its endpoint."""
-
-    def __init__(self, endpoint: str):
-        self.session = open_session(TransportConfig(connect=[endpoint]))
-        self.latest = None
-        self._sub = subscribe(self.session, KeySpace("faults", "learner").status,
-                              Inbox(LearnerStatus, on_message=lambda m: setattr(self, "latest", m)))
-
-    def latest_open_steps(self) -> int:
-        return -1 if self.latest is None else self.latest.counters.get("open_steps", -1)
-
-    def close(self) -> None:
-        self._sub.undeclare()
-        self.session.close()
-
-
 def test_learner_and_actor_crashes_lose_nothing(tmp_path):
-    robot_ep, learner_ep = _endpoints()
+    robot_ep, learner_ep = endpoints(2)
     cfg = ["--config", "configs/finetune-tiny-vla.yaml", CAMERA, "policy.kind=gaussian",
            "policy.gaussian.hidden_dims=[32]", "parl.num_samples=8", "parl.top_k=4", "link.session=faults",
            f"link.robot_endpoint={robot_ep}", f"link.learner_endpoint={learner_ep}", "actor.episodes=0",
            "actor.horizon=40", "learner.checkpoint_every_s=0.5", "learner.partial_after_s=2",
            "learner.publish_critic_every=5"]
     procs = {}
-    learner_status = _LearnerStatus(learner_ep)
+    learner_status = LearnerHeartbeat(learner_ep, "faults")
     try:
-        procs["robot"] = _Proc("robot", ["robot", "--sim", "pick", "--spec", "sim_tabletop", "--listen", robot_ep,
+        procs["robot"] = Proc("robot", ["robot", "--sim", "pick", "--spec", "sim_tabletop", "--listen", robot_ep,
                                          "--session", "faults", "--robot", "robot0",
                                          "cameras=[{name: front, width: 32, height: 32}]", "control_rate_hz=20"],
                                tmp_path)
-        procs["learner"] = learner = _Proc("learner", ["learner", "--out", str(tmp_path / "learner"), *cfg], tmp_path)
-        procs["actor"] = actor = _Proc("actor", ["actor", "--out", str(tmp_path / "actor"), *cfg], tmp_path)
+        procs["learner"] = learner = Proc("learner", ["learner", "--out", str(tmp_path / "learner"), *cfg], tmp_path)
+        procs["actor"] = actor = Proc("actor", ["actor", "--out", str(tmp_path / "actor"), *cfg], tmp_path)
         learner.wait_for(lambda t: _count(t, "committed episode") >= 2, what="two committed episodes")
         learner.wait_for(lambda t: True)
         assert (tmp_path / "learner" / "checkpoints" / "latest").is_file()
@@ -152,7 +101,7 @@ def test_learner_and_actor_crashes_lose_nothing(tmp_path):
         done_at_kill = _count(actor.text(), ": failure") + _count(actor.text(), ": success")
         actor.wait_for(lambda t: _count(t, ": failure") + _count(t, ": success") >= done_at_kill + 2,
                        what="the actor acting on while the learner is down")
-        procs["learner"] = learner = _Proc("learner2", ["learner", "--out", str(tmp_path / "learner"), *cfg], tmp_path)
+        procs["learner"] = learner = Proc("learner2", ["learner", "--out", str(tmp_path / "learner"), *cfg], tmp_path)
         learner.wait_for(lambda t: "resumed from checkpoint" in t, what="the learner resuming")
         journal = EpisodeStore(tmp_path / "actor" / "journal" / "episodes")
 
@@ -165,7 +114,7 @@ def test_learner_and_actor_crashes_lose_nothing(tmp_path):
 
         # kill the actor a few steps into an episode (the learner's heartbeat shows the open episode)
         deadline = time.monotonic() + 60
-        while not 2 <= learner_status.latest_open_steps() <= 15:
+        while not 2 <= learner_status.counter("open_steps") <= 15:
             assert time.monotonic() < deadline, "no episode in progress seen"
             time.sleep(0.02)
         actor.stop(signal.SIGKILL)

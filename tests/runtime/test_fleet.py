@@ -1,0 +1,84 @@
+"""A fleet: three simulated robot sides, an actor for each and one learner, as real processes on loopback zenoh.
+
+Every robot's episodes reach the one learner and are committed exactly once with the robot's name; killing one actor
+and another robot's side, each mid-episode, stops neither the learner nor the third robot, whose episodes keep
+coming; the two episodes the dead left under way are kept as partial ones.
+"""
+
+import json
+import signal
+import time
+
+import pytest
+from session_processes import LearnerHeartbeat, Proc, endpoints
+
+from robot_parl.data.episode_store import EpisodeStore
+
+CAMERA = "robot_overrides=['cameras=[{name: front, width: 32, height: 32}]']"
+ROBOTS = ("robot0", "robot1", "robot2")
+pytestmark = pytest.mark.slow
+
+
+def _committed(text: str, robot: str) -> int:
+    return text.count(f" on {robot}: ")
+
+
+def test_three_robots_feed_one_learner_and_lose_only_what_died(tmp_path):
+    learner_ep, *robot_eps = endpoints(1 + len(ROBOTS))
+    common = ["--config", "configs/finetune-tiny-vla.yaml", CAMERA, "policy.kind=gaussian",
+              "policy.gaussian.hidden_dims=[32]", "parl.num_samples=4", "parl.top_k=2", "link.session=fleet",
+              f"link.learner_endpoint={learner_ep}", "actor.episodes=0", "actor.live_view=null",
+              "learner.partial_after_s=2", "learner.publish_critic_every=5"]
+    procs: dict[str, Proc] = {}
+    heartbeat = LearnerHeartbeat(learner_ep, "fleet")
+    try:
+        for i, (robot, endpoint) in enumerate(zip(ROBOTS, robot_eps)):
+            procs[f"side{i}"] = Proc(f"side{i}", ["robot", "--sim", "pick", "--spec", "sim_tabletop", "--listen",
+                                                  endpoint, "--session", "fleet", "--robot", robot, "--seed", str(i),
+                                                  "--sync", "cameras=[{name: front, width: 32, height: 32}]"],
+                                     tmp_path)
+        procs["learner"] = learner = Proc("learner", ["learner", "--out", str(tmp_path / "learner"), *common],
+                                          tmp_path)
+        for i, (robot, endpoint) in enumerate(zip(ROBOTS, robot_eps)):
+            # the robots that will lose a part run long episodes, so a kill a few steps into one lands in it
+            horizon = 20 if robot == "robot0" else 200
+            procs[f"actor{i}"] = Proc(f"actor{i}", ["actor", "--out", str(tmp_path / f"actor{i}"), "--name",
+                                                    f"actor{i}", "--operator", "none", *common, f"link.robot={robot}",
+                                                    f"link.robot_endpoint={endpoint}", f"actor.horizon={horizon}"],
+                                      tmp_path)
+        learner.wait_for(lambda t: all(_committed(t, r) >= 1 for r in ROBOTS), timeout=240,
+                         what="an episode from every robot")
+        for robot, dies in (("robot1", "actor1"), ("robot2", "side2")):  # an actor, then another robot's side
+            deadline = time.monotonic() + 60
+            while not 2 <= heartbeat.counter(f"open_steps/{robot}") <= 100:  # a few steps into one of its episodes
+                assert time.monotonic() < deadline, f"no episode of {robot} under way"
+                time.sleep(0.01)
+            procs[dies].stop(signal.SIGKILL)
+        at_kill = _committed(learner.text(), "robot0")
+        learner.wait_for(lambda t: _committed(t, "robot0") >= at_kill + 3, timeout=240,
+                         what="robot0's episodes going on")
+        time.sleep(3.0)  # past partial_after_s: what the dead left open is committed as partial
+    finally:
+        for proc in procs.values():
+            proc.stop()
+        heartbeat.close()
+    store = EpisodeStore(tmp_path / "learner" / "episodes")
+    episodes = store.episodes()
+    ids = [e.episode_id for e in episodes]
+    assert len(ids) == len(set(ids))  # nothing committed twice
+    assert {e.robot for e in episodes} == set(ROBOTS)
+    for i, robot in enumerate(ROBOTS):
+        journal = EpisodeStore(tmp_path / f"actor{i}" / "journal" / "episodes")
+        mine = {e.episode_id: e for e in episodes if e.robot == robot}
+        # every episode an actor finished is the learner's once, under its robot's name
+        assert {e.episode_id for e in journal.episodes()} <= set(mine)
+        assert sum(not e.partial for e in mine.values()) >= 1
+    assert sum(e.robot == "robot0" and not e.partial for e in episodes) >= at_kill + 3
+    # what the dead left under way is kept, flagged partial; the survivor lost nothing
+    assert {r: sum(e.partial for e in episodes if e.robot == r) for r in ROBOTS} == \
+        {"robot0": 0, "robot1": 1, "robot2": 1}
+    # the learner counts each robot's episodes (its last line: its counters)
+    counters = json.loads(procs["learner"].text().strip().splitlines()[-1])["counters"]
+    assert procs["learner"].proc.returncode == 0
+    assert {r: counters[f"episodes/{r}"] for r in ROBOTS} == \
+        {r: sum(e.robot == r and not e.partial for e in episodes) for r in ROBOTS}
