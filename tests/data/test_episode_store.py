@@ -247,3 +247,25 @@ def test_outcome_sources_are_kept_and_stores_made_before_them_gain_the_columns(t
     old.refresh()
     assert [e.outcome for e in old.episodes()] == [Outcome(), Outcome(), Outcome("operator")]
 
+
+def test_episodes_name_their_robot_and_stores_made_before_gain_the_column(tmp_path):
+    import shutil
+
+    store = EpisodeStore.create(tmp_path / "s", SCHEMA)
+    with store.writer("test") as w:
+        for i, robot in enumerate(("arm1", "arm2")):
+            w.begin("rollout", episode_id=f"e{i}", robot=robot)
+            w.add(frame(i, 0))
+            w.end(False)
+    store.refresh()
+    assert [e.robot for e in store.episodes()] == ["arm1", "arm2"]
+    shutil.rmtree(tmp_path / "s" / "meta" / "episodes" / "robot")  # as a store written before the column
+    old = EpisodeStore(tmp_path / "s")
+    assert [e.robot for e in old.episodes()] == ["", ""]
+    with old.writer("test") as w:
+        w.begin("rollout", episode_id="e2", robot="arm3")
+        w.add(frame(2, 0))
+        w.end(True)
+    old.refresh()
+    assert [e.robot for e in old.episodes()] == ["", "", "arm3"]
+
