@@ -74,16 +74,19 @@ def run(out: Path, seed: int, episodes: int, eval_episodes: int, bc_steps: int, 
     # a session of its own on free ports: benchmark runs (and sessions of yours) side by side do not meet
     link = [f"link.session=bench-{out.name}-{seed}", f"link.robot_endpoint={robot}", f"link.learner_endpoint={learner}"]
     sets = [f"seed={seed}", f"learner.offline_store={out / 'demos'}", *link, *overrides]  # dotted overrides: last
-    seconds = {
-        "collect": cli(["collect", "--sim", "pick", "--device", "expert", "--episodes", "20", "--horizon", "60",
-                        "--seed", str(DEMO_SEED + seed * 1000), "--store", str(out / "demos"), CAMERAS,
-                        "--expert", *EXPERT], log),
-        "pretrain": cli(["pretrain", "--config", CONFIG, "--out", str(out / "learner"), "--bc-steps", str(bc_steps),
-                         "--bc-batch-size", "128", *sets], log),
-        "finetune": cli(["finetune", "--config", CONFIG, "--out", str(out), *sets, f"actor.episodes={episodes}"],
-                        log),
-    }
+    seconds = {}
+    # Demonstrations and the pretrained checkpoint already in ``out`` are used as they are (another run's, copied
+    # there: two sessions that differ in one setting start from the same pretraining).
+    if not (out / "demos" / "zarr.json").is_file():
+        seconds["collect"] = cli(["collect", "--sim", "pick", "--device", "expert", "--episodes", "20", "--horizon",
+                                  "60", "--seed", str(DEMO_SEED + seed * 1000), "--store", str(out / "demos"), CAMERAS,
+                                  "--expert", *EXPERT], log)
     checkpoints = out / "learner" / "checkpoints"
+    if not (checkpoints / "pretrained").is_dir():
+        seconds["pretrain"] = cli(["pretrain", "--config", CONFIG, "--out", str(out / "learner"), "--bc-steps",
+                                   str(bc_steps), "--bc-batch-size", "128", *sets], log)
+    seconds["finetune"] = cli(["finetune", "--config", CONFIG, "--out", str(out), *sets,
+                               f"actor.episodes={episodes}"], log)
     tuned = checkpoints / (checkpoints / "latest").read_text().strip()
     seconds["eval"] = cli(["eval", "--config", CONFIG, "--out", str(out / "eval"), "--episodes", str(eval_episodes),
                            "--policy", f"base={checkpoints / 'pretrained'}", "--policy", f"tuned={tuned}",
