@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
 from contextlib import contextmanager
@@ -182,7 +183,11 @@ class EpisodeStore:
             raise StoreError(f"{path} already holds a store; open it instead of creating it")
         if "timestamp" not in schema or schema["timestamp"] != KeySpec("float64", ()):
             raise StoreError("the schema needs 'timestamp': KeySpec('float64', ()) to order and align frames")
-        root = zarr.open_group(path, mode="w", zarr_format=3)
+        # Built beside ``path`` and renamed into place: a process killed while creating leaves no half-made store
+        # (a root without its schema) that the next one would take for a store.
+        building = path.with_name(f".{path.name}.creating-{os.getpid()}")
+        shutil.rmtree(building, ignore_errors=True)
+        root = zarr.open_group(building, mode="w", zarr_format=3)
         for key, spec in schema.items():
             chunk = 1 if spec.is_image else FRAME_CHUNK
             root.create_array(f"data/{key}", shape=(0, *spec.shape), chunks=(chunk, *spec.shape), dtype=spec.dtype,
@@ -196,6 +201,9 @@ class EpisodeStore:
                            "schema": {k: {"dtype": v.dtype, "shape": list(v.shape), "optional": v.optional,
                                           "units": v.units} for k, v in schema.items()},
                            "committed": {"episodes": 0, "frames": 0}})
+        if path.exists():  # an empty directory, or what a creation killed before this one left
+            shutil.rmtree(path)
+        os.rename(building, path)
         return cls(path)
 
     # reading --------------------------------------------------------------------------------------

@@ -269,3 +269,21 @@ def test_episodes_name_their_robot_and_stores_made_before_gain_the_column(tmp_pa
     old.refresh()
     assert [e.robot for e in old.episodes()] == ["", "", "arm3"]
 
+
+
+def test_a_creation_cut_short_leaves_no_half_made_store(tmp_path, monkeypatch):
+    import os
+
+    def killed(*_):
+        raise KeyboardInterrupt  # the process dies after writing the arrays, before the store is in place
+
+    monkeypatch.setattr(os, "rename", killed)
+    with pytest.raises(KeyboardInterrupt):
+        EpisodeStore.create(tmp_path / "s", SCHEMA)
+    monkeypatch.undo()
+    assert not (tmp_path / "s").exists()  # nothing a reader would take for a store
+    with pytest.raises(StoreError, match="not an episode store"):
+        EpisodeStore(tmp_path / "s")
+    store = EpisodeStore.create(tmp_path / "s", SCHEMA)  # the next creation works, over what the last one left
+    assert len(store) == 0 and set(store.schema) == set(SCHEMA)
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]
