@@ -59,25 +59,37 @@ def add_parser(sub) -> None:
 def _learner(args: argparse.Namespace) -> int:
     import torch
 
-    from robot_parl.runtime.learner import Learner
+    from robot_parl.rl.data_parallel import Ranks
+    from robot_parl.runtime.learner import Learner, follow_lead
     from robot_parl.transport.session import open_session
 
     torch.set_num_threads(args.threads)
     cfg = finetune_config(args)
+    ranks = Ranks.from_env(cfg.device("learner"))  # launched by torchrun: a data-parallel learner
     stop = stop_on_signals()
+    if ranks is not None and not ranks.lead:  # a signal only sets ``stop``: rank 0 decides when its ranks stop
+        counters = follow_lead(cfg, args.out, ranks)
+        print(json.dumps({"rank": ranks.rank, "agent": counters}), flush=True)
+        return 0
     session = open_session(cfg.link.transport("learner", [cfg.link.learner_endpoint], []))
     try:
         learner = Learner(cfg, args.out, session, log=log_line)
+        if ranks is not None:
+            learner.agent.join(ranks)
     except BaseException:
         session.close()  # an open session's threads would keep a failed start from exiting
         raise
     print(f"learner {learner.instance} on {cfg.link.learner_endpoint}, session {cfg.link.session!r}, "
-          f"store {learner.out / 'episodes'}" + (" (resumed)" if learner.resumed else ""), flush=True)
+          f"store {learner.out / 'episodes'}" + (" (resumed)" if learner.resumed else "")
+          + (f", {ranks.world} data-parallel ranks" if ranks else ""), flush=True)
     try:
         learner.run(stop)
     finally:
         learner.close()
         session.close()
+        if ranks is not None:
+            ranks.announce("stop")
+            ranks.close()
     print(json.dumps({"instance": learner.instance, "counters": dict(learner.counters),
                       "agent": dict(learner.agent.counters), "rates": learner.rates()}), flush=True)
     return 0

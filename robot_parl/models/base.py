@@ -7,7 +7,7 @@ actions, and moves weights between learner and actor. Actions live in the policy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -19,6 +19,9 @@ from robot_parl.models.encoders import Obs, ObservationEncoder, obs_rows
 from robot_parl.tensor_tree import load_tree, save_tree
 from robot_parl.typed_config import require
 
+# Averages the gradients of these parameters over a data-parallel learner's ranks, in place (rl/data_parallel.py).
+GradientSync = Callable[[list[nn.Parameter]], None]
+
 
 @runtime_checkable
 class BasePolicy(Protocol):
@@ -29,9 +32,11 @@ class BasePolicy(Protocol):
     def sample(self, obs: Obs, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n stochastic actions per state: [B, n, A] in [-1, 1]."""
 
-    def sl_update(self, obs: Obs, actions: torch.Tensor, micro_batch: int = 0) -> dict[str, float]:
+    def sl_update(self, obs: Obs, actions: torch.Tensor, micro_batch: int = 0,
+                  sync: GradientSync | None = None) -> dict[str, float]:
         """One supervised step towards ``actions`` [B, A] with the policy's own loss, gradients accumulated over
-        ``micro_batch`` rows at a time (0: the whole batch at once)."""
+        ``micro_batch`` rows at a time (0: the whole batch at once); ``sync`` averages the gradients over a
+        data-parallel learner's ranks before the step (rl/data_parallel.py)."""
 
     def sync_state(self) -> dict[str, torch.Tensor]:
         """What an actor needs to act like this policy (full weights for small policies)."""
@@ -106,13 +111,14 @@ class TorchPolicy(nn.Module):
     def after_update(self) -> None:
         """Hook run after every optimizer step (EMA updates)."""
 
-    def sl_update(self, obs: Obs, actions: torch.Tensor, micro_batch: int = 0) -> dict[str, float]:
+    def sl_update(self, obs: Obs, actions: torch.Tensor, micro_batch: int = 0,
+                  sync: GradientSync | None = None) -> dict[str, float]:
         """One supervised step on (obs, actions); actions [B, A] in [-1, 1]; gradients accumulated over
-        ``micro_batch`` rows at a time (0: the whole batch at once)."""
+        ``micro_batch`` rows at a time (0: the whole batch at once) and averaged over ranks by ``sync``."""
         _check_actions(actions, self.action_dim)
         self.train()
         metrics = supervised_step(self.loss, obs, actions, self._trainable(), self.optimizer, self.grad_clip,
-                                  micro_batch, type(self).__name__)
+                                  micro_batch, type(self).__name__, sync)
         self.updates += 1
         self.after_update()
         return metrics
@@ -151,9 +157,10 @@ def copy_state(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor
 
 def supervised_step(loss_fn, obs: Obs, actions: torch.Tensor, params: list[nn.Parameter],
                     optimizer: torch.optim.Optimizer, grad_clip: float, micro_batch: int,
-                    name: str) -> dict[str, float]:
+                    name: str, sync: GradientSync | None = None) -> dict[str, float]:
     """One optimizer step of ``loss_fn`` (a mean over rows) on a batch, gradients accumulated over micro-batches of
-    ``micro_batch`` rows (0: all at once): the same step as one pass, with the activations of a micro-batch only."""
+    ``micro_batch`` rows (0: all at once): the same step as one pass, with the activations of a micro-batch only.
+    ``sync`` (a data-parallel learner's) averages the gradients over ranks before clipping and stepping."""
     rows = actions.shape[0]
     size = micro_batch or rows
     optimizer.zero_grad(set_to_none=True)
@@ -165,6 +172,8 @@ def supervised_step(loss_fn, obs: Obs, actions: torch.Tensor, params: list[nn.Pa
             raise FloatingPointError(f"{name} loss is {loss.item()}; refusing to step")
         loss.backward()
         total += loss.item()
+    if sync is not None:
+        sync(params)
     grad_norm = nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
     return {"loss": total, "grad_norm": float(grad_norm)}

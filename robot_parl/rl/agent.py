@@ -22,6 +22,7 @@ from robot_parl.rl.action_opt import OptimizedActions, optimize_actions
 from robot_parl.rl.calql import critic_loss
 from robot_parl.rl.config import ParlConfig
 from robot_parl.rl.critic import QEnsemble
+from robot_parl.rl.data_parallel import Ranks
 from robot_parl.rl.distill import distill_step
 from robot_parl.rl.replay import Episode, Replay
 from robot_parl.rl.schedule import Owed, owed_updates
@@ -68,6 +69,7 @@ class ParlAgent:
         # test's evidence (rl/trust.py), and the test's last z
         self.trial: deque[tuple[bool, bool, float]] = deque(maxlen=cfg.trust_window)
         self.trust_z = 0.0
+        self.ranks: Ranks | None = None  # a data-parallel learner's (join)
 
     @property
     def trusted(self) -> bool:
@@ -139,9 +141,14 @@ class ParlAgent:
         return self.trusted
 
     def _batch(self, size: int = 0):
-        return self.replay.sample(size or self.cfg.critic.batch_size, self.cfg.schedule.offline_fraction,
-                                  self.generator, resample=self._sample, version=self.counters["policy_version"],
-                                  max_age=self.cfg.schedule.candidate_max_age).to(self.device)
+        batch = None
+        if self.ranks is None or self.ranks.lead:
+            batch = self.replay.sample(size or self.cfg.critic.batch_size, self.cfg.schedule.offline_fraction,
+                                       self.generator, resample=self._sample, version=self.counters["policy_version"],
+                                       max_age=self.cfg.schedule.candidate_max_age)
+        if self.ranks is not None:  # rank 0's batch, this rank's rows of it
+            batch = self.ranks.share(batch)
+        return batch.to(self.device)
 
     def _sample(self, obs: Obs, n: int) -> torch.Tensor:
         return self.policy.sample(obs_to(obs, self.device), n, generator=self.generator)
@@ -150,10 +157,13 @@ class ParlAgent:
 
     def critic_update(self) -> dict[str, float]:
         """One Cal-QL step on a replay batch, then a Polyak update of the target."""
+        self._announce("critic")
         loss, metrics = critic_loss(self.critic, self.target, self._batch(), self.cfg, self.low, self.high,
                                     self.generator)
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.ranks is not None:
+            self.ranks.average_gradients(self.critic.parameters())
         self.critic_optimizer.step()
         self.critic.polyak_update(self.target, self.cfg.critic.polyak)
         self.counters["critic_updates"] += 1
@@ -162,8 +172,9 @@ class ParlAgent:
 
     def distill_update(self) -> dict[str, float]:
         """One distillation step; the policy version advances."""
+        self._announce("distill")
         metrics = distill_step(self.policy, self.critic, self._batch(self.cfg.distill_batch_size), self.cfg, self.low,
-                               self.high, self.generator)
+                               self.high, self.generator, self.ranks.average_gradients if self.ranks else None)
         self.counters["distill_updates"] += 1
         self.counters["policy_version"] += 1
         return metrics
@@ -183,6 +194,7 @@ class ParlAgent:
 
     def start_online(self) -> None:
         """Switch to the online phase: the critic's optimizer state is reset."""
+        self._announce("online")
         self.critic_optimizer = self._new_critic_optimizer()
         self.online = True
 
@@ -206,6 +218,32 @@ class ParlAgent:
         if metrics:
             metrics.update(critic_trusted=float(self.trusted), trust_z=self.trust_z)
         return metrics
+
+    # data-parallel learner (rl/data_parallel.py) ----------------------------------------------------
+
+    def join(self, ranks: Ranks) -> None:
+        """Take part in a data-parallel learner: every rank starts from rank 0's weights (its optimizer state is
+        what each rank loaded from the same checkpoint), and ranks other than 0 draw their own rows' noise."""
+        ranks.check_batch("parl.critic.batch_size", self.cfg.critic.batch_size)
+        ranks.check_batch("parl.distill_batch_size", self.cfg.distill_batch_size or self.cfg.critic.batch_size)
+        self.critic.load_state_dict(ranks.broadcast_state(self.critic.state_dict()))
+        self.target.load_state_dict(ranks.broadcast_state(self.target.state_dict()))
+        self.policy.load_sync_state(ranks.broadcast_state(self.policy.sync_state()))
+        if not ranks.lead:
+            seed = int(torch.randint(2**62, (1,), generator=self.generator)) + ranks.rank
+            self.generator = torch.Generator().manual_seed(seed)
+        self.ranks = ranks
+
+    def follow(self) -> None:
+        """On a rank other than 0: make each update rank 0 announces, on its rows of rank 0's batch, until it
+        announces the stop."""
+        updates = {"critic": self.critic_update, "distill": self.distill_update, "online": self.start_online}
+        while (command := self.ranks.receive()) != "stop":
+            updates[command]()
+
+    def _announce(self, command: str) -> None:
+        if self.ranks is not None and self.ranks.lead:
+            self.ranks.announce(command)
 
     # checkpoints --------------------------------------------------------------------------------
 

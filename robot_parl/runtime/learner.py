@@ -25,6 +25,7 @@ import numpy as np
 
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, StoreError, rl_schema
 from robot_parl.limited_log import LimitedLog
+from robot_parl.rl.data_parallel import Ranks
 from robot_parl.rl.schedule import update_rates
 from robot_parl.rl.store_episodes import StoreFeed
 from robot_parl.runtime.config import FinetuneConfig, build_agent
@@ -317,3 +318,18 @@ class Learner:
         self._status.close()
         self.writer.close()
         self.tensorboard.close()
+
+
+def follow_lead(cfg: FinetuneConfig, out_dir: str | Path, ranks: Ranks) -> dict[str, int]:
+    """A data-parallel learner's rank other than 0 (rl/data_parallel.py): the session's agent, from the checkpoint
+    rank 0 resumes from (the same ``--out``, so the optimizer state matches), making the updates rank 0 announces
+    on its rows of rank 0's batches until rank 0 stops; returns the agent's counters. It owns no data, store, link
+    or checkpoint."""
+    agent, _ = build_agent(cfg, cfg.spec())
+    load_latest(Path(out_dir) / "checkpoints", agent, LearnerState)
+    agent.join(ranks)
+    try:
+        agent.follow()
+    finally:
+        ranks.close()
+    return dict(agent.counters)

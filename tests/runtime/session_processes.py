@@ -24,12 +24,13 @@ def endpoints(count: int) -> list[str]:
 
 
 class Proc:
-    """One robot-parl command, its output in ``out/name.log``."""
+    """One robot-parl command, its output in ``out/name.log``; ``launcher`` runs the command module in its stead
+    (torchrun)."""
 
-    def __init__(self, name: str, args: list[str], out: Path):
+    def __init__(self, name: str, args: list[str], out: Path, launcher: list[str] | None = None):
         self.log = out / f"{name}.log"
-        self.proc = subprocess.Popen([sys.executable, "-c", ENTRY, *args], stdout=open(self.log, "w"),
-                                     stderr=subprocess.STDOUT)
+        command = [*launcher, "-m", "robot_parl.cli"] if launcher else [sys.executable, "-c", ENTRY]
+        self.proc = subprocess.Popen([*command, *args], stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
 
     def text(self) -> str:
         return self.log.read_text()

@@ -20,7 +20,7 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft
 from torch import nn
 
 from robot_parl.models.action_space import GripperConvention, VLAActionSpace, vla_action_space
-from robot_parl.models.base import _check_actions, copy_state, supervised_step
+from robot_parl.models.base import GradientSync, _check_actions, copy_state, supervised_step
 from robot_parl.models.encoders import Obs
 from robot_parl.models.vla.actions import ActionTokenizer, action_stats, dataset_action_space
 from robot_parl.models.vla.card import LoRASettings, SamplerConfig, VLACard
@@ -212,9 +212,10 @@ class VLAPolicy:
         logits = lm.lm_head(hidden[rows, targets - 1 + self.model.num_patches])
         return nn.functional.cross_entropy(logits.float().flatten(0, 1), ids[rows, targets].flatten())
 
-    def sl_update(self, obs: Obs, actions: torch.Tensor, micro_batch: int = 0) -> dict[str, float]:
+    def sl_update(self, obs: Obs, actions: torch.Tensor, micro_batch: int = 0,
+                  sync: GradientSync | None = None) -> dict[str, float]:
         """One LoRA step of the action-token cross-entropy towards ``actions`` [B, A] in [-1, 1], gradients
-        accumulated over ``micro_batch`` rows at a time (0: all at once)."""
+        accumulated over ``micro_batch`` rows at a time (0: all at once) and averaged over ranks by ``sync``."""
         _check_actions(actions, self.action_dim)
         params = list(self._trainable().values())
         if self.optimizer is None:
@@ -223,7 +224,7 @@ class VLAPolicy:
         for p in params:
             p.requires_grad_(True)
         metrics = supervised_step(self.loss, obs, actions, params, self.optimizer, self.card.grad_clip, micro_batch,
-                                  "VLA")
+                                  "VLA", sync)
         self.model.eval()
         self.updates += 1
         return metrics
