@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         from robot_parl.data.episode_store import StoreError, StoreLocked
 
         expected += (StoreError, StoreLocked)
+    if args.command in ("actor", "eval", "collect"):  # the robot side did not answer, or does not fit the spec
+        from robot_parl.robots.remote import RobotTimeout, SpecMismatch
+
+        expected += (RobotTimeout, SpecMismatch)
     if args.command in ("learner", "demo"):
         from robot_parl.runtime.resume import CheckpointError
 

@@ -28,6 +28,7 @@ import torch.distributed as dist
 
 from robot_parl.models.encoders import obs_rows, unflatten_obs
 from robot_parl.rl.calql import CriticBatch
+from robot_parl.typed_config import require
 
 COMMANDS = ("stop", "critic", "distill", "online")
 # Ranks other than 0 wait for the next update for as long as the robot pauses (an operator's break, a reset): a
@@ -51,8 +52,8 @@ class Ranks:
         if world == 1:
             return None
         cuda = device.startswith("cuda")
-        if cuda and device != "cuda":
-            raise ValueError(f"learner.device = {device!r} under torchrun: give 'cuda' (rank r takes GPU LOCAL_RANK)")
+        require(not cuda or device == "cuda", "learner.device", "'cuda' under torchrun (rank r takes GPU LOCAL_RANK)",
+                device)
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo", timeout=WAIT)
@@ -64,11 +65,9 @@ class Ranks:
         """Whether this is rank 0, which owns the data and decides every update."""
         return self.rank == 0
 
-    def check_batch(self, name: str, size: int) -> None:
+    def check_batch(self, key: str, size: int) -> None:
         """Refuse a batch size that does not split into equal shares (the gradient average assumes equal rows)."""
-        if size % self.world:
-            raise ValueError(f"{name} = {size} does not split over {self.world} learner ranks: give a multiple of "
-                             f"{self.world}")
+        require(size % self.world == 0, key, f"a multiple of the {self.world} learner ranks", size)
 
     # what to do next ----------------------------------------------------------------------------
 

@@ -1,20 +1,22 @@
 """A robot side seen over the transport, as a gymnasium.Env for actors, evaluation and tests.
 
-reset() asks the robot side to go home and start an episode, then returns its first observation;
-step(action) answers the newest observation's sequence number and returns the next one. Success
-comes from the robot side (simulators) or from an operator's label on the control key. The offset
-between the robot side's clock and ours is estimated from observation stamps (see clock_offset_ns).
+connect() hears the robot side and refuses one whose observation and action space differ from the spec's (a fleet's
+robots must agree on them); reset() asks the robot side to go home and start an episode, then returns its first
+observation; step(action) answers the newest observation's sequence number and returns the next one. Success comes
+from the robot side (simulators) or from an operator's label on the control key. The offset between the robot side's
+clock and ours is estimated from observation stamps (see clock_offset_ns).
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
 import gymnasium as gym
 import numpy as np
 
-from robot_parl.robots.spec import RobotSpec
+from robot_parl.robots.spec import RobotSpec, space_differences
 from robot_parl.transport.channel import Inbox, Publisher, subscribe
 from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.messages import Action, Control, Observation, Status
@@ -26,6 +28,10 @@ class RobotTimeout(TimeoutError):
     """The robot side sent nothing for too long."""
 
 
+class SpecMismatch(ValueError):
+    """The robot side's cameras, proprio or actions are not the ones this process's spec says."""
+
+
 class RemoteRobotEnv(gym.Env):
     """obs = {"images": {name: uint8 HxWx3}, "proprio": float32[P], "instruction": str}; actions in physical units."""
 
@@ -34,6 +40,7 @@ class RemoteRobotEnv(gym.Env):
     def __init__(self, session, keys: KeySpace, spec: RobotSpec, timeout_s: float = 10.0, horizon: int | None = None,
                  action_source: str = "policy"):
         self.spec = spec
+        self._session = session
         self.action_source = action_source  # what the robot side logs the actions as: policy | teleop
         self.keys = keys
         self.timeout_s = timeout_s
@@ -88,17 +95,33 @@ class RemoteRobotEnv(gym.Env):
                 label = c.value
         return label
 
+    def connect(self) -> None:
+        """Hear the robot side once (a control sent before the link has exchanged its declarations would be lost)
+        and refuse it, naming each difference, unless its cameras, proprio and actions are this spec's."""
+        if self.last is not None:
+            return
+        first = self.observations.get(timeout=self.timeout_s)
+        if first is None:
+            raise RobotTimeout(f"no observation from {self.keys.obs} within {self.timeout_s} s: "
+                               "is the robot side running?")
+        replies = [r.ok for r in self._session.get(self.keys.space, timeout=self.timeout_s) if r.ok is not None]
+        if not replies:
+            raise RobotTimeout(f"the robot side did not answer {self.keys.space} within {self.timeout_s} s")
+        robot = f"robot {self.keys.robot!r}"
+        try:
+            theirs = json.loads(replies[0].payload.to_bytes())
+            found = space_differences(self.spec.space(), theirs, robot)
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise SpecMismatch(f"{robot} sent an unreadable space at {self.keys.space}: {err}") from None
+        if found:
+            raise SpecMismatch(f"{robot} does not fit this session's robot spec {self.spec.name!r}: "
+                               + "; ".join(found))
+        self.last = first
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.episode_id = (options or {}).get("episode_id") or uuid.uuid4().hex[:12]
-        if self.last is None:
-            # hear the robot side once before commanding it: a control sent before the link has exchanged
-            # its declarations would be lost
-            first = self.observations.get(timeout=self.timeout_s)
-            if first is None:
-                raise RobotTimeout(f"no observation from {self.keys.obs} within {self.timeout_s} s: "
-                                   "is the robot side running?")
-            self.last = first
+        self.connect()
         self.labels.drain()
         self.steps = 0
         deadline = time.monotonic() + self.timeout_s

@@ -21,6 +21,7 @@ its answer goes out, stamped like the frame, before the observation.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -104,6 +105,8 @@ class RobotSide:
         self._obs = Publisher(session, keys.obs, block=synchronous)
         self._status = Publisher(session, keys.status)
         self._teleop = Publisher(session, keys.teleop, block=synchronous)
+        space = json.dumps(self.spec.space()).encode()  # actors check it before they act (robots/remote.py)
+        self._space = session.declare_queryable(keys.space, lambda query: query.reply(keys.space, space))
         self._stop = threading.Event()
 
     # control ------------------------------------------------------------------------------------
@@ -251,6 +254,7 @@ class RobotSide:
         self.adapter.hold()
         for sub in self._subs:
             sub.undeclare()
+        self._space.undeclare()
         self._obs.close()
         self._status.close()
         self._teleop.close()

@@ -125,6 +125,13 @@ class RobotSpec:
         keys["proprio"] = ("float32", (len(self.proprio),))
         return keys
 
+    def space(self) -> dict:
+        """What a policy trained on one robot needs of another to act on it (a fleet's robots must agree on it):
+        camera names and sizes, proprio layout, and the action's names and bounds. JSON-able."""
+        return {"cameras": {c.name: [c.height, c.width] for c in self.cameras}, "proprio": list(self.proprio),
+                "action": {"names": list(self.action.names), "low": list(self.action.low),
+                           "high": list(self.action.high)}}
+
     def validate(self) -> None:
         require(0 < self.control_rate_hz < math.inf, "control_rate_hz", "a positive finite rate", self.control_rate_hz)
         require(all(math.isfinite(v) for v in self.home_pose), "home_pose", "finite numbers", self.home_pose)
@@ -141,3 +148,27 @@ class RobotSpec:
 def load_spec(name_or_path: str | Path, overrides: list[str] | None = None) -> RobotSpec:
     """A spec by name (robot_parl/robots/specs/<name>.yaml) or by path, with dotted overrides."""
     return typed_config.load_named(RobotSpec, name_or_path, SPECS_DIR, "robot spec", overrides or ())
+
+
+def space_differences(own: dict, other: dict, other_name: str = "the robot") -> list[str]:
+    """How ``other``'s :meth:`RobotSpec.space` differs from ``own``'s, one line each (empty: they match)."""
+    found = []
+    mine, theirs = own["cameras"], other.get("cameras", {})
+    for name in sorted(set(mine) | set(theirs)):
+        if name not in theirs:
+            found.append(f"camera {name!r} is missing on {other_name}")
+        elif name not in mine:
+            found.append(f"{other_name} has camera {name!r}, which this session does not")
+        elif list(mine[name]) != list(theirs[name]):
+            found.append(f"camera {name!r} is {_size(mine[name])} here, {_size(theirs[name])} on {other_name}")
+    if own["proprio"] != other.get("proprio"):
+        found.append(f"proprio is {own['proprio']} here, {other.get('proprio')} on {other_name}")
+    for key in ("names", "low", "high"):
+        here, there = own["action"][key], other.get("action", {}).get(key)
+        if here != there:
+            found.append(f"action {key} are {here} here, {there} on {other_name}")
+    return found
+
+
+def _size(hw: list[int]) -> str:
+    return f"{hw[1]}x{hw[0]}"

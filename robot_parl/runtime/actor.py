@@ -83,6 +83,7 @@ class Actor:
         self.keys = KeySpace(link.session, link.robot)
         learner_keys = KeySpace(link.session, "learner")
         self.env = RemoteRobotEnv(session, self.keys, self.spec, timeout_s=30.0, horizon=cfg.actor.horizon)
+        self.env.connect()  # a robot that does not fit this session is refused before anything is written
         self.weights = WeightInbox(session, learner_keys)
         self.learner = LearnerWatch(session, learner_keys)
         self._steps = Publisher(session, self.keys.step, block=True)

@@ -1,4 +1,5 @@
-"""The zenoh key space: robot_parl/<session>/<robot>/{obs,action,control,status,teleop,step,actor,weights/<part>}.
+"""The zenoh key space: robot_parl/<session>/<robot>/{obs,action,control,status,teleop,step,actor,space,
+weights/<part>}.
 
 The learner serves every robot of a session under the robot name ``learner``: its status and weights
 are ``robot_parl/<session>/learner/{status,weights/<part>}``; it hears all robots' steps and actor
@@ -50,6 +51,11 @@ class KeySpace:
     @property
     def status(self) -> str:
         return self._key("status")
+
+    @property
+    def space(self) -> str:
+        """The robot side's queryable: its spec's observation and action space (JSON, RobotSpec.space)."""
+        return self._key("space")
 
     @property
     def teleop(self) -> str:

@@ -76,7 +76,8 @@ def test_each_rank_gets_its_rows_of_images_proprio_and_instructions(tmp_path):
 def test_a_batch_that_does_not_split_over_the_ranks_is_refused_by_name(tmp_path):
     done = _run(tmp_path, 2, "--batch", "15")
     assert done.returncode != 0
-    assert "parl.critic.batch_size = 15 does not split over 2 learner ranks" in done.stdout + done.stderr
+    assert "config key 'parl.critic.batch_size': expected a multiple of the 2 learner ranks, got 15" in \
+        done.stdout + done.stderr
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from robot_parl.robots.remote import RemoteRobotEnv, RobotTimeout
+from robot_parl.robots.remote import RemoteRobotEnv, RobotTimeout, SpecMismatch
 from robot_parl.robots.spec import load_spec
 from robot_parl.transport.channel import Publisher
 from robot_parl.transport.keys import KeySpace
@@ -71,6 +71,30 @@ def test_remote_env_drives_a_robot_process_through_the_protocol(robot_process, w
     session.close()
     result = _finish(proc)
     assert result["counters"]["clipped"] == 5 and result["counters"]["control_start"] == 1
+
+
+def test_a_robot_whose_spaces_differ_from_the_session_spec_is_refused_by_name(robot_process):
+    endpoint, proc = robot_process("--sync", "cameras=[{name: front, width: 64, height: 48}]")
+    session = open_session(TransportConfig(connect=[endpoint]))
+    spec = load_spec("widowx", ["cameras=[{name: front, width: 32, height: 32}, {name: wrist, width: 32, height: "
+                                "32}]", "action.high=[0.02, 0.02, 0.02, 0.1, 0.1, 0.2, 1.0]"])
+    env = RemoteRobotEnv(session, KeySpace("t", "arm"), spec, timeout_s=10)
+    with pytest.raises(SpecMismatch) as refused:
+        env.connect()
+    said = str(refused.value)
+    assert "robot 'arm' does not fit this session's robot spec 'widowx'" in said
+    assert "camera 'front' is 32x32 here, 64x48 on robot 'arm'" in said
+    assert "camera 'wrist' is missing on robot 'arm'" in said
+    assert "action high are [0.02, 0.02, 0.02, 0.1, 0.1, 0.2, 1.0] here, [0.02, 0.02, 0.02, 0.1, 0.1, 0.1, 1.0]" in said
+    assert "proprio" not in said and "action names" not in said  # what matches is not named
+    # the same robot with the spec it has: accepted
+    fits = RemoteRobotEnv(session, KeySpace("t", "arm"), load_spec(
+        "widowx", ["cameras=[{name: front, width: 64, height: 48}]"]), timeout_s=10)
+    fits.connect()
+    for e in (env, fits):
+        e.close()
+    session.close()
+    _finish(proc)
 
 
 def test_remote_env_times_out_with_a_clear_error():

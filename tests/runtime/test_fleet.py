@@ -82,3 +82,24 @@ def test_three_robots_feed_one_learner_and_lose_only_what_died(tmp_path):
     assert procs["learner"].proc.returncode == 0
     assert {r: counters[f"episodes/{r}"] for r in ROBOTS} == \
         {r: sum(e.robot == r and not e.partial for e in episodes) for r in ROBOTS}
+
+
+def test_an_actor_whose_robot_does_not_fit_the_session_is_refused_at_start(tmp_path):
+    learner_ep, robot_ep = endpoints(2)
+    side = Proc("side", ["robot", "--sim", "pick", "--spec", "sim_tabletop", "--listen", robot_ep, "--session",
+                         "fleet", "--robot", "odd", "cameras=[{name: front, width: 48, height: 32}]"], tmp_path)
+    try:
+        side.wait_for(lambda t: "robot side" in t, what="the robot side")
+        started = time.monotonic()
+        actor = Proc("actor", ["actor", "--out", str(tmp_path / "actor"), "--operator", "none", "--config",
+                               "configs/finetune-tiny-vla.yaml", CAMERA, "policy.kind=gaussian", "link.session=fleet",
+                               "link.robot=odd", f"link.robot_endpoint={robot_ep}",
+                               f"link.learner_endpoint={learner_ep}"], tmp_path)
+        assert actor.proc.wait(timeout=60) == 2
+    finally:
+        side.stop()
+    assert time.monotonic() - started < 30
+    assert actor.text().strip().splitlines()[-1] == (
+        "robot-parl: robot 'odd' does not fit this session's robot spec 'sim_tabletop': camera 'front' is 32x32 "
+        "here, 48x32 on robot 'odd'")
+    assert not (tmp_path / "actor").exists()  # nothing written
