@@ -17,7 +17,14 @@ from robot_parl.models.base import ObsSpec
 from robot_parl.models.factory import PolicyConfig
 from robot_parl.rl.config import ParlConfig
 from robot_parl.robots.spec import RobotSpec, load_spec
+from robot_parl.transport.keys import KeySpace
 from robot_parl.typed_config import ConfigError, require
+
+
+@dataclass
+class FleetRobot:
+    name: str = "robot0"  # its name in the key space (the robot side's --robot)
+    endpoint: str = "tcp/127.0.0.1:7447"  # where its robot side listens
 
 
 @dataclass
@@ -32,6 +39,14 @@ class LinkConfig:
     # turns on mutual TLS with access control by role; the endpoints are then tls/ ones.
     certificates: str = ""
     insecure: bool = False  # allow plain tcp endpoints beyond loopback (an isolated, trusted network only)
+    # A fleet: `robot-parl finetune` runs one actor per robot (and, with ``sim``, a simulated robot side for each)
+    # and one learner. Empty: the one robot above. Each actor process reads its robot as ``robot`` and
+    # ``robot_endpoint``, which the supervisor sets from its entry here.
+    fleet: list[FleetRobot] = field(default_factory=list)
+
+    def robots(self) -> list[FleetRobot]:
+        """The session's robots: the fleet, else the one robot."""
+        return self.fleet or [FleetRobot(self.robot, self.robot_endpoint)]
 
     def transport(self, role: str, listen: list[str], connect: list[str]):
         """The zenoh transport of this session's process of ``role`` (robot, learner, actor)."""
@@ -42,6 +57,14 @@ class LinkConfig:
     def validate(self) -> None:
         # the certificate files are checked where the process opens its link: this file may be written elsewhere
         self.transport("actor", [], [self.robot_endpoint, self.learner_endpoint])
+        names, endpoints = [r.name for r in self.fleet], [r.endpoint for r in self.fleet]
+        require(len(set(names)) == len(names), "fleet", "robots with distinct names", names)
+        require(len(set(endpoints)) == len(endpoints), "fleet", "robots with distinct endpoints", endpoints)
+        for robot in self.fleet:
+            try:
+                KeySpace(self.session, robot.name)
+            except ValueError as err:
+                raise ConfigError("fleet", str(err)) from None
 
 
 @dataclass
@@ -112,8 +135,12 @@ class LearnerConfig:
     offline_store: str = ""  # teleop/sim episodes to pre-train on and mix in (an episode store directory)
     offline_sources: list[str] = field(default_factory=list)  # which of its episodes: these sources (empty: all)
     offline_successes_only: bool = False
+    # Data-parallel ranks (rl/data_parallel.py): `robot-parl finetune` launches the learner with torchrun
+    # --nproc-per-node ranks on this machine (each on its own GPU with device "cuda").
+    ranks: int = 1
 
     def validate(self) -> None:
+        require(self.ranks >= 1, "ranks", "an integer >= 1", self.ranks)
         require(self.publish_policy_every >= 1, "publish_policy_every", "an integer >= 1", self.publish_policy_every)
         require(self.publish_critic_every >= 1, "publish_critic_every", "an integer >= 1", self.publish_critic_every)
         require(self.keep_checkpoints >= 0, "keep_checkpoints", "an integer >= 0 (0: keep all)",

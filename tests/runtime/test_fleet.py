@@ -7,12 +7,15 @@ coming; the two episodes the dead left under way are kept as partial ones.
 
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 from session_processes import LearnerHeartbeat, Proc, endpoints
 
 from robot_parl.data.episode_store import EpisodeStore
+from robot_parl.runtime.supervisor import ENTRY
 
 CAMERA = "robot_overrides=['cameras=[{name: front, width: 32, height: 32}]']"
 ROBOTS = ("robot0", "robot1", "robot2")
@@ -103,3 +106,29 @@ def test_an_actor_whose_robot_does_not_fit_the_session_is_refused_at_start(tmp_p
         "robot-parl: robot 'odd' does not fit this session's robot spec 'sim_tabletop': camera 'front' is 32x32 "
         "here, 48x32 on robot 'odd'")
     assert not (tmp_path / "actor").exists()  # nothing written
+
+
+def test_finetune_runs_a_fleet_with_a_two_rank_learner(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    learner_ep, *robot_eps = endpoints(3)
+    fleet = ", ".join(f"{{name: {r}, endpoint: '{e}'}}" for r, e in zip(ROBOTS[:2], robot_eps))
+    out = tmp_path / "session"
+    run = subprocess.run([sys.executable, "-c", ENTRY, "finetune", "--config", "configs/finetune-tiny-vla.yaml",
+                          "--out", str(out), CAMERA, "policy.kind=gaussian", "policy.gaussian.hidden_dims=[32]",
+                          "parl.num_samples=4", "parl.top_k=2", "link.session=fleet2",
+                          f"link.learner_endpoint={learner_ep}", f"link.fleet=[{fleet}]", "learner.ranks=2",
+                          "actor.episodes=2", "actor.horizon=10", "actor.live_view=127.0.0.1:0"],
+                         capture_output=True, text=True, timeout=400)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    for robot in ROBOTS[:2]:
+        assert summary[f"actor-{robot}"]["episodes"] == 2 and summary[f"actor-{robot}"]["unacknowledged"] == 0
+        assert f"live view of actor-{robot}: http://127.0.0.1:" in run.stdout
+        assert f">actor-{robot}</a>" in (out / "fleet.html").read_text()
+    assert "2 data-parallel ranks" in (out / "learner.log").read_text()
+    store = EpisodeStore(out / "learner" / "episodes")
+    assert sorted(e.robot for e in store.episodes()) == ["robot0", "robot0", "robot1", "robot1"]
+    assert summary["learner"]["agent"]["online_episodes"] == 4
+    # rank 1 made each of rank 0's updates (the supervisor starts ranks as torchrun does; rank 0 stops them)
+    for key in ("critic_updates", "distill_updates"):
+        assert summary["learner-rank1"]["agent"][key] == summary["learner"]["agent"][key] > 0
