@@ -51,15 +51,19 @@ LEARNER_SHOWN = ("critic_updates", "distill_updates", "online_episodes", "online
 
 
 class LearnerWatch:
-    """The learner's latest heartbeat and when it came."""
+    """The learner's latest heartbeat, when it came, and when each part's newest version was first announced."""
 
     def __init__(self, session, keys: KeySpace):
         self.latest: LearnerStatus | None = None
         self.received = 0.0
+        self.announced: dict[str, tuple[str, int, float]] = {}  # part -> (instance, version, first heard)
         self._sub = subscribe(session, keys.status, Inbox(LearnerStatus, on_message=self._on))
 
     def _on(self, msg: LearnerStatus) -> None:
         self.latest, self.received = msg, time.monotonic()
+        for part, version in msg.versions.items():
+            if self.announced.get(part, ("", -1, 0.0))[:2] != (msg.instance, version):
+                self.announced[part] = (msg.instance, version, self.received)
 
     def alive(self, timeout_s: float) -> bool:
         return self.latest is not None and time.monotonic() - self.received < timeout_s
@@ -184,6 +188,9 @@ class Actor:
             return False
         self.versions[w.part], self.instances[w.part] = w.version, w.instance
         self.latency_ms["swap"] = (time.perf_counter() - started) * 1e3
+        instance, version, heard = self.learner.announced.get(w.part, ("", -1, 0.0))
+        if (instance, version) == (w.instance, w.version):  # from the learner's announcement to acting with it
+            self.latency_ms["weight_sync"] = (time.monotonic() - heard) * 1e3
         self.counters[f"{w.part}_swaps"] += 1
         return True
 

@@ -43,7 +43,8 @@ def test_finetune_session_streams_steps_trains_and_syncs_weights(tmp_path):
     assert actor["episodes"] == 3 and actor["unacknowledged"] == 0
     assert actor["versions"]["critic"] >= 1  # the actor acted with weights the learner trained
     assert learner["agent"]["online_episodes"] == 3 and learner["agent"]["critic_updates"] >= 5
-    assert set(actor["latency_ms"]) >= {"sample", "encode", "optimize", "obs_wait", "send", "swap"}
+    assert set(actor["latency_ms"]) >= {"sample", "encode", "optimize", "obs_wait", "send", "swap", "weight_sync"}
+    assert 0 < actor["latency_ms"]["weight_sync"] < 60_000
     store = EpisodeStore(out / "learner" / "episodes")
     journal = EpisodeStore(out / "actor" / "journal" / "episodes")
     assert sorted(e.episode_id for e in store.episodes()) == sorted(e.episode_id for e in journal.episodes())
