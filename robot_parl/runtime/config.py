@@ -163,6 +163,9 @@ class FinetuneConfig:
     robot_spec: str = "sim_tabletop"  # a spec name or a YAML path
     robot_overrides: list[str] = field(default_factory=list)
     sim: str = ""  # the supervisor starts a simulated robot side for this task ("" : attach to a running one)
+    # The simulated robot waits for each action (false), or runs in real time at the spec's control rate as a real
+    # robot does (true): an actor too slow for it, or waiting for the learner, leaves it holding.
+    sim_realtime: bool = False
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     parl: ParlConfig = field(default_factory=ParlConfig)
     link: LinkConfig = field(default_factory=LinkConfig)

@@ -209,7 +209,9 @@ class Learner:
         owed = self.agent.owed()
         if not self.agent.online or not (owed.critic or owed.distill):
             return False
+        started = time.perf_counter()
         self._log_metrics(self.agent.train_online(max_updates=1))
+        self.counters["train_ms"] += round((time.perf_counter() - started) * 1e3)  # busy time: update cost
         return True
 
     def _log_metrics(self, metrics: dict[str, float], every: int = 20) -> None:

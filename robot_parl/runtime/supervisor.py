@@ -126,7 +126,8 @@ class Supervisor:
             if cfg.sim:  # each simulated robot numbers its layouts from a seed of its own
                 self._spawn(self._name("robot", robot), [
                     "robot", "--sim", cfg.sim, "--spec", cfg.robot_spec, "--listen", robot.endpoint, "--session",
-                    link.session, "--robot", robot.name, "--sync", "--seed", str(cfg.seed + SIM_SEED_STRIDE * i),
+                    link.session, "--robot", robot.name, *([] if cfg.sim_realtime else ["--sync"]), "--seed",
+                    str(cfg.seed + SIM_SEED_STRIDE * i),
                     "--certificates", link.certificates, *(["--insecure"] if link.insecure else []),
                     *cfg.robot_overrides])
         self._start_learner()
