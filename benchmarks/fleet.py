@@ -74,7 +74,8 @@ def run(out: Path, robots: int, ranks: int, episodes: int, horizon: int) -> dict
     store = EpisodeStore(out / "learner" / "episodes")
     episodes = store.episodes()
     steps = {n: sum(len(e) - 1 for e in episodes if e.robot == n) for n in names}  # frames: steps + 1
-    acting_s = max(e.wall_end for e in episodes) - min(e.wall_start for e in episodes)  # first step to last
+    stamps = [store.episode(e.index, ["timestamp"])["timestamp"] for e in episodes]  # the robots' clocks, s
+    acting_s = max(t[-1] for t in stamps) - min(t[0] for t in stamps)  # every robot's first step to the last one
     training_s = max(e.wall_end for e in episodes) - min(e.wall_end for e in episodes)  # first commit to last
     updates, train_s = learner["agent"]["critic_updates"], learner["counters"]["train_ms"] / 1e3
     per_robot = {}

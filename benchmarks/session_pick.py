@@ -37,7 +37,7 @@ EXPERT = ["noise=0.3", "hesitation=0.1", "missed_grasp=0.2"]  # the in-process r
 # Layouts: the simulated robot side numbers its layouts from a seed, one per episode. Demonstrations, the session
 # and the evaluation start far apart so no layout is seen twice.
 DEMO_SEED, EVAL_SEED = 100_000, 1_000_000
-SETTINGS = ("seed", "overrides", "episodes", "eval_episodes", "bc_steps")  # what makes two runs the same run
+SETTINGS = ("config", "seed", "overrides", "episodes", "eval_episodes", "bc_steps")  # what makes two runs the same run
 
 
 def cli(args: list[str], log: Path) -> float:
@@ -65,7 +65,8 @@ def online_curve(store: EpisodeStore, every: int) -> list[dict]:
     return curve
 
 
-def run(out: Path, seed: int, episodes: int, eval_episodes: int, bc_steps: int, overrides: list[str]) -> dict:
+def run(out: Path, config: str, seed: int, episodes: int, eval_episodes: int, bc_steps: int, bc_batch_size: int,
+        overrides: list[str]) -> dict:
     """The four commands in ``out``; returns the results."""
     log = out / "commands.log"
     robot, learner = free_loopback_endpoint(), free_loopback_endpoint()
@@ -83,12 +84,12 @@ def run(out: Path, seed: int, episodes: int, eval_episodes: int, bc_steps: int, 
                                   "--expert", *EXPERT], log)
     checkpoints = out / "learner" / "checkpoints"
     if not (checkpoints / "pretrained").is_dir():
-        seconds["pretrain"] = cli(["pretrain", "--config", CONFIG, "--out", str(out / "learner"), "--bc-steps",
-                                   str(bc_steps), "--bc-batch-size", "128", *sets], log)
-    seconds["finetune"] = cli(["finetune", "--config", CONFIG, "--out", str(out), *sets,
+        seconds["pretrain"] = cli(["pretrain", "--config", config, "--out", str(out / "learner"), "--bc-steps",
+                                   str(bc_steps), "--bc-batch-size", str(bc_batch_size), *sets], log)
+    seconds["finetune"] = cli(["finetune", "--config", config, "--out", str(out), *sets,
                                f"actor.episodes={episodes}"], log)
     tuned = checkpoints / (checkpoints / "latest").read_text().strip()
-    seconds["eval"] = cli(["eval", "--config", CONFIG, "--out", str(out / "eval"), "--episodes", str(eval_episodes),
+    seconds["eval"] = cli(["eval", "--config", config, "--out", str(out / "eval"), "--episodes", str(eval_episodes),
                            "--policy", f"base={checkpoints / 'pretrained'}", "--policy", f"tuned={tuned}",
                            "--critic", str(tuned), *sets, f"seed={EVAL_SEED + seed * 1000}"], log)
     results = json.loads((out / "eval" / "results.json").read_text())
@@ -102,8 +103,10 @@ def add_run(path: Path, result: dict) -> None:
     """Write ``result`` into the results file at ``path`` beside its other runs, replacing one of the same seed and
     settings."""
     runs = json.loads(path.read_text())["runs"] if path.is_file() else []
+    for r in runs:
+        r.setdefault("config", CONFIG)  # runs from before --config had the pixel session's
     runs = [r for r in runs if any(r.get(k) != result[k] for k in SETTINGS)] + [result]
-    out = {"benchmark": "session_pick", "config": CONFIG, "runs": runs}
+    out = {"benchmark": "session_pick", "runs": runs}
     atomic_write(path, lambda f: f.write(json.dumps(out, indent=1)), mode="w")
 
 
@@ -113,16 +116,20 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--episodes", type=int, default=100, help="online episodes of the session")
     p.add_argument("--eval-episodes", type=int, default=100, help="evaluation episodes per policy and mode")
+    p.add_argument("--config", default=CONFIG, help="the session's config (every command reads it)")
     p.add_argument("--bc-steps", type=int, default=1000)
+    p.add_argument("--bc-batch-size", type=int, default=128)
+    p.add_argument("--tiny-vla", action="store_true", help="write the tiny random VLA a config names if it is missing")
     p.add_argument("--keep", help="keep the session's files in this directory (default: a temporary one)")
     p.add_argument("overrides", nargs="*", help="dotted FinetuneConfig overrides for every command")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.keep or tmp)
         out.mkdir(parents=True, exist_ok=True)
-        result = run(out, args.seed, args.episodes, args.eval_episodes, args.bc_steps, args.overrides)
-    result.update(overrides=args.overrides, episodes=args.episodes, eval_episodes=args.eval_episodes,
-                  bc_steps=args.bc_steps)
+        result = run(out, args.config, args.seed, args.episodes, args.eval_episodes, args.bc_steps,
+                     args.bc_batch_size, args.overrides + ["--tiny-vla"] * args.tiny_vla)
+    result.update(config=args.config, overrides=args.overrides, episodes=args.episodes,
+                  eval_episodes=args.eval_episodes, bc_steps=args.bc_steps, bc_batch_size=args.bc_batch_size)
     add_run(Path(args.json), result)
     print(json.dumps({k: result[k] for k in ("eval", "online", "seconds")}, indent=1))
 

@@ -103,7 +103,7 @@ class Ranks:
             value = tensors[key].to(self.wire) if self.lead else \
                 torch.empty(shape, dtype=getattr(torch, dtype), device=self.wire)
             dist.broadcast(value, src=0)
-            whole[key] = value.cpu()
+            whole[key] = value  # on the wire device: the GPU of an NCCL rank, where it trains
         tree = unflatten_obs(whole)
         rows = tree["actions"].shape[0] // self.world
         start = self.rank * rows

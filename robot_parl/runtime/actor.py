@@ -87,7 +87,10 @@ class Actor:
         self.keys = KeySpace(link.session, link.robot)
         learner_keys = KeySpace(link.session, "learner")
         self.env = RemoteRobotEnv(session, self.keys, self.spec, timeout_s=30.0, horizon=cfg.actor.horizon)
-        self.env.connect()  # a robot that does not fit this session is refused before anything is written
+        # A robot that does not fit this session is refused before anything is written; a journal already here is
+        # opened (and a damaged one refused) first, without waiting for the robot.
+        if not (Path(out_dir) / "journal").exists():
+            self.env.connect()
         self.weights = WeightInbox(session, learner_keys)
         self.learner = LearnerWatch(session, learner_keys)
         self._steps = Publisher(session, self.keys.step, block=True)
@@ -95,6 +98,7 @@ class Actor:
         obs_keys = {k: KeySpec(*v) for k, v in self.spec.observation_keys().items()}
         self.journal = Journal(Path(out_dir) / "journal", obs_keys, self.spec.action.dim,
                                self.agent.cfg.num_samples, holder=f"robot-parl actor {name}")
+        self.env.connect()
         self.versions = {"policy": -1, "critic": -1}
         self.instances = {"policy": "", "critic": ""}
         self._held: dict[tuple[str, str, int], tuple[Weights, float]] = {}  # (part, instance, version) -> since

@@ -43,9 +43,10 @@ def _loss(agent, obs):
         return agent.policy.loss(obs, torch.full((2, 7), 0.8)).item()
 
 
-def test_hot_swap_refusals_and_versions(vla_config, zenoh_pair, tmp_path, learner_link, monkeypatch):
+def test_hot_swap_refusals_and_versions(vla_config, zenoh_pair, tmp_path, learner_link, robot_side, monkeypatch):
     learner_session, actor_session = zenoh_pair
     monkeypatch.setattr(actor_module, "ANNOUNCE_WAIT_S", 0.5)
+    robot_side(learner_session, vla_config)  # the actor hears its robot before anything else
     actor = Actor(vla_config, tmp_path / "actor", actor_session)
     learner, _ = build_agent(vla_config, vla_config.spec())
     link = learner_link(learner_session, "weights")
