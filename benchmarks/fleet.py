@@ -33,7 +33,7 @@ from pathlib import Path
 from robot_parl.data.episode_store import EpisodeStore
 from robot_parl.files import atomic_write
 from robot_parl.runtime.supervisor import ENTRY
-from robot_parl.transport.session import free_loopback_endpoint
+from robot_parl.transport.session import free_loopback_endpoints
 
 CONFIG = "configs/finetune-pick-pixels.yaml"
 RUNS = ((1, 1), (2, 1), (4, 1), (2, 2))  # (robots, learner ranks)
@@ -41,18 +41,9 @@ CONTROL_HZ = 5.0
 CAMERAS = "cameras=[{name: front, width: 64, height: 64}, {name: wrist, width: 64, height: 64}]"
 
 
-def _free_endpoints(count: int) -> list[str]:
-    found: list[str] = []
-    while len(found) < count:
-        endpoint = free_loopback_endpoint()
-        if endpoint not in found:
-            found.append(endpoint)
-    return found
-
-
 def run(out: Path, robots: int, ranks: int, episodes: int, horizon: int) -> dict:
     """One `robot-parl finetune` of ``robots`` simulated robots and a learner of ``ranks`` ranks; its numbers."""
-    learner_ep, *robot_eps = _free_endpoints(1 + robots)
+    learner_ep, *robot_eps = free_loopback_endpoints(1 + robots)
     names = [f"robot{i}" for i in range(robots)]
     fleet = ", ".join(f"{{name: {n}, endpoint: '{e}'}}" for n, e in zip(names, robot_eps))
     args = ["finetune", "--config", CONFIG, "--out", str(out), f"link.session=fleet-{out.name}",

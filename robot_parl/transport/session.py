@@ -132,3 +132,13 @@ def free_loopback_endpoint() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"tcp/127.0.0.1:{s.getsockname()[1]}"
+
+
+def free_loopback_endpoints(count: int) -> list[str]:
+    """``count`` different endpoints of :func:`free_loopback_endpoint` (one per process that listens)."""
+    found: list[str] = []
+    while len(found) < count:
+        endpoint = free_loopback_endpoint()
+        if endpoint not in found:
+            found.append(endpoint)
+    return found

@@ -10,17 +10,7 @@ from robot_parl.runtime.supervisor import ENTRY
 from robot_parl.transport.channel import Inbox, subscribe
 from robot_parl.transport.keys import KeySpace
 from robot_parl.transport.messages import LearnerStatus
-from robot_parl.transport.session import TransportConfig, free_loopback_endpoint, open_session
-
-
-def endpoints(count: int) -> list[str]:
-    """``count`` different free loopback endpoints."""
-    found: list[str] = []
-    while len(found) < count:
-        endpoint = free_loopback_endpoint()
-        if endpoint not in found:
-            found.append(endpoint)
-    return found
+from robot_parl.transport.session import TransportConfig, open_session
 
 
 class Proc:

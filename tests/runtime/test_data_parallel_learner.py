@@ -8,10 +8,11 @@ import sys
 import time
 
 import pytest
-from session_processes import LearnerHeartbeat, Proc, endpoints
+from session_processes import LearnerHeartbeat, Proc
 
 from robot_parl.data.episode_store import EpisodeStore
 from robot_parl.runtime.supervisor import ENTRY
+from robot_parl.transport.session import free_loopback_endpoints
 
 CAMERA = "robot_overrides=['cameras=[{name: front, width: 32, height: 32}]']"
 pytestmark = pytest.mark.slow
@@ -31,7 +32,7 @@ def _finals(text: str) -> dict[str, dict]:
 def test_a_two_rank_learner_trains_a_session_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    robot_ep, learner_ep, rendezvous = endpoints(3)
+    robot_ep, learner_ep, rendezvous = free_loopback_endpoints(3)
     port = rendezvous.rsplit(":", 1)[1]
     cfg = ["--config", "configs/finetune-tiny-vla.yaml", CAMERA, "policy.kind=gaussian",
            "policy.gaussian.hidden_dims=[32]", "parl.num_samples=4", "parl.top_k=2", "link.session=ranks",

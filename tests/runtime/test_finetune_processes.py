@@ -15,20 +15,21 @@ import time
 
 import numpy as np
 import pytest
-from session_processes import LearnerHeartbeat, Proc, endpoints
+from session_processes import LearnerHeartbeat, Proc
 
 from robot_parl.data.episode_store import EpisodeStore
 from robot_parl.models.vla.checkpoint import write_random_checkpoint
 from robot_parl.rl.trust import probation_arm
 from robot_parl.runtime.supervisor import ENTRY
 from robot_parl.tensor_tree import load_tree
+from robot_parl.transport.session import free_loopback_endpoints
 
 CAMERA = "robot_overrides=['cameras=[{name: front, width: 32, height: 32}]']"
 pytestmark = pytest.mark.slow
 
 
 def test_finetune_session_streams_steps_trains_and_syncs_weights(tmp_path):
-    robot_ep, learner_ep = endpoints(2)
+    robot_ep, learner_ep = free_loopback_endpoints(2)
     checkpoint = write_random_checkpoint(tmp_path / "vla", seed=0)
     out = tmp_path / "session"
     run = subprocess.run([sys.executable, "-c", ENTRY, "finetune", "--config", "configs/finetune-tiny-vla.yaml",
@@ -77,7 +78,7 @@ def _count(text: str, needle: str) -> int:
 
 
 def test_learner_and_actor_crashes_lose_nothing(tmp_path):
-    robot_ep, learner_ep = endpoints(2)
+    robot_ep, learner_ep = free_loopback_endpoints(2)
     cfg = ["--config", "configs/finetune-tiny-vla.yaml", CAMERA, "policy.kind=gaussian",
            "policy.gaussian.hidden_dims=[32]", "parl.num_samples=8", "parl.top_k=4", "link.session=faults",
            f"link.robot_endpoint={robot_ep}", f"link.learner_endpoint={learner_ep}", "actor.episodes=0",

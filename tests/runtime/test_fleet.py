@@ -12,10 +12,11 @@ import sys
 import time
 
 import pytest
-from session_processes import LearnerHeartbeat, Proc, endpoints
+from session_processes import LearnerHeartbeat, Proc
 
 from robot_parl.data.episode_store import EpisodeStore
 from robot_parl.runtime.supervisor import ENTRY
+from robot_parl.transport.session import free_loopback_endpoints
 
 CAMERA = "robot_overrides=['cameras=[{name: front, width: 32, height: 32}]']"
 ROBOTS = ("robot0", "robot1", "robot2")
@@ -27,7 +28,7 @@ def _committed(text: str, robot: str) -> int:
 
 
 def test_three_robots_feed_one_learner_and_lose_only_what_died(tmp_path):
-    learner_ep, *robot_eps = endpoints(1 + len(ROBOTS))
+    learner_ep, *robot_eps = free_loopback_endpoints(1 + len(ROBOTS))
     common = ["--config", "configs/finetune-tiny-vla.yaml", CAMERA, "policy.kind=gaussian",
               "policy.gaussian.hidden_dims=[32]", "parl.num_samples=4", "parl.top_k=2", "link.session=fleet",
               f"link.learner_endpoint={learner_ep}", "actor.episodes=0", "actor.live_view=null",
@@ -88,7 +89,7 @@ def test_three_robots_feed_one_learner_and_lose_only_what_died(tmp_path):
 
 
 def test_an_actor_whose_robot_does_not_fit_the_session_is_refused_at_start(tmp_path):
-    learner_ep, robot_ep = endpoints(2)
+    learner_ep, robot_ep = free_loopback_endpoints(2)
     side = Proc("side", ["robot", "--sim", "pick", "--spec", "sim_tabletop", "--listen", robot_ep, "--session",
                          "fleet", "--robot", "odd", "cameras=[{name: front, width: 48, height: 32}]"], tmp_path)
     try:
@@ -110,7 +111,7 @@ def test_an_actor_whose_robot_does_not_fit_the_session_is_refused_at_start(tmp_p
 
 def test_finetune_runs_a_fleet_with_a_two_rank_learner(tmp_path, monkeypatch):
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
-    learner_ep, *robot_eps = endpoints(3)
+    learner_ep, *robot_eps = free_loopback_endpoints(3)
     fleet = ", ".join(f"{{name: {r}, endpoint: '{e}'}}" for r, e in zip(ROBOTS[:2], robot_eps))
     out = tmp_path / "session"
     run = subprocess.run([sys.executable, "-c", ENTRY, "finetune", "--config", "configs/finetune-tiny-vla.yaml",
