@@ -84,6 +84,7 @@ bench: $(STAMP) $(ROS_STAMP)
 	$(PY) -m benchmarks.no_dip --json benchmarks/results/no_dip.json
 	$(PY) -m benchmarks.success_detection --json benchmarks/results/success_detection.json
 	$(PY) -m benchmarks.faults --json benchmarks/results/faults.json
+	$(PY) -m benchmarks.fleet --json benchmarks/results/fleet.json
 
 docker:
 	docker compose -f docker/compose.yaml build

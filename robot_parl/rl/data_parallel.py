@@ -32,17 +32,16 @@ from robot_parl.typed_config import require
 
 COMMANDS = ("stop", "critic", "distill", "online")
 # Ranks other than 0 wait for the next update for as long as the robot pauses (an operator's break, a reset): a
-# dead rank 0 is noticed by torchrun, which stops the others.
+# dead rank 0 is noticed by torchrun (or the finetune supervisor), which stops the others.
 WAIT = timedelta(hours=12)
 
 
 class Ranks:
     """This process's place in a data-parallel learner, and the collectives the agent's updates use."""
 
-    def __init__(self, rank: int, world: int, device: torch.device):
-        self.rank, self.world = rank, world
-        # gloo moves host tensors; NCCL moves tensors on this rank's GPU
-        self.wire = device if dist.get_backend() == "nccl" else torch.device("cpu")
+    def __init__(self, rank: int, world: int, wire: torch.device):
+        # ``wire``: where collectives move tensors (gloo: host memory; NCCL: this rank's GPU)
+        self.rank, self.world, self.wire = rank, world, wire
 
     @classmethod
     def from_env(cls, device: str) -> Ranks | None:
