@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from benchmarks.session_pick import add_run, online_curve
+from benchmarks.session_pick import CONFIG, add_run, online_curve
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
 from robot_parl.rl.trust import probation_arm
 
@@ -38,11 +38,14 @@ def test_the_online_curve_counts_rollouts_per_block_and_their_arms(tmp_path):
 
 def test_results_keep_one_run_per_seed_and_settings(tmp_path):
     path = tmp_path / "results.json"
-    settings = {"overrides": [], "episodes": 100, "eval_episodes": 100, "bc_steps": 1000}
-    add_run(path, {"seed": 0, **settings, "eval": {"tuned": 0.5}})
+    settings = {"config": CONFIG, "overrides": [], "episodes": 100, "eval_episodes": 100, "bc_steps": 1000}
+    old = {k: v for k, v in settings.items() if k != "config"}  # a run from before --config: the pixel session's
+    path.write_text(json.dumps({"runs": [{"seed": 0, **old, "eval": {"tuned": 0.3}}]}))
+    add_run(path, {"seed": 0, **settings, "eval": {"tuned": 0.5}})  # the same run: replaced
     add_run(path, {"seed": 1, **settings, "eval": {"tuned": 0.6}})
     add_run(path, {"seed": 0, **settings, "eval": {"tuned": 0.7}})  # seed 0 again: replaced
     add_run(path, {"seed": 0, **settings, "episodes": 50, "eval": {"tuned": 0.4}})  # other settings: kept beside
+    add_run(path, {"seed": 0, **settings, "config": "configs/other.yaml", "eval": {"tuned": 0.2}})  # another config
     runs = json.loads(path.read_text())["runs"]
-    assert [(r["seed"], r["episodes"], r["eval"]["tuned"]) for r in runs] == [(1, 100, 0.6), (0, 100, 0.7),
-                                                                               (0, 50, 0.4)]
+    assert [(r["seed"], r["episodes"], r["config"], r["eval"]["tuned"]) for r in runs] == [
+        (1, 100, CONFIG, 0.6), (0, 100, CONFIG, 0.7), (0, 50, CONFIG, 0.4), (0, 100, "configs/other.yaml", 0.2)]
