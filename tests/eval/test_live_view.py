@@ -151,17 +151,18 @@ def test_the_live_page_of_a_running_session_in_headless_chromium(chromium, tmp_p
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 760})
             page.goto(url)
-            # a camera frame is shown: the sim's 64x64 front image, not a blank one
-            page.wait_for_function("() => { const i = document.querySelector('img.frame');"
-                                   " return i && i.complete && i.naturalWidth > 0; }", timeout=180_000)
-            size, spread = page.evaluate("""() => {
-                const img = document.querySelector('img.frame'), c = document.createElement('canvas');
+            # a camera frame is shown: the sim's 64x64 front image, not a blank one. Checked and measured in one
+            # evaluation: the page swaps in each new frame, and an image caught loading has no size.
+            size, spread = page.wait_for_function("""() => {
+                const img = document.querySelector('img.frame');
+                if (!img || !img.complete || img.naturalWidth === 0) return null;
+                const c = document.createElement('canvas');
                 c.width = img.naturalWidth; c.height = img.naturalHeight;
                 const g = c.getContext('2d'); g.drawImage(img, 0, 0);
                 const px = g.getImageData(0, 0, c.width, c.height).data;
                 let lo = 255, hi = 0;
                 for (let k = 0; k < px.length; k += 4) { lo = Math.min(lo, px[k]); hi = Math.max(hi, px[k]); }
-                return [[c.width, c.height], hi - lo]; }""")
+                return [[c.width, c.height], hi - lo]; }""", timeout=180_000).json_value()
             assert size == [64, 64] and spread > 30
             assert page.locator("#q-chart rect.candidate").count() == 8  # one bar per candidate
             # the numbers move while the session runs: steps, then finished episodes and trained weights
