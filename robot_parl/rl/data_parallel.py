@@ -120,7 +120,8 @@ class Ranks:
         flat /= self.world
         offset = 0
         for p in params:
-            p.grad = flat[offset:offset + p.numel()].view_as(p).to(p.device, p.dtype).clone()
+            # a view into the reduced buffer where device and dtype match (as DDP's gradient-as-bucket-view)
+            p.grad = flat[offset:offset + p.numel()].view_as(p).to(p.device, p.dtype)
             offset += p.numel()
 
     def broadcast_state(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
