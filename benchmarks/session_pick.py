@@ -37,7 +37,8 @@ EXPERT = ["noise=0.3", "hesitation=0.1", "missed_grasp=0.2"]  # the in-process r
 # Layouts: the simulated robot side numbers its layouts from a seed, one per episode. Demonstrations, the session
 # and the evaluation start far apart so no layout is seen twice.
 DEMO_SEED, EVAL_SEED = 100_000, 1_000_000
-SETTINGS = ("config", "seed", "overrides", "episodes", "eval_episodes", "bc_steps")  # what makes two runs the same run
+# what makes two runs the same run
+SETTINGS = ("config", "seed", "overrides", "episodes", "eval_episodes", "bc_steps", "demos")
 
 
 def cli(args: list[str], log: Path) -> float:
@@ -66,7 +67,7 @@ def online_curve(store: EpisodeStore, every: int) -> list[dict]:
 
 
 def run(out: Path, config: str, seed: int, episodes: int, eval_episodes: int, bc_steps: int, bc_batch_size: int,
-        overrides: list[str]) -> dict:
+        overrides: list[str], demos: int = 20) -> dict:
     """The four commands in ``out``; returns the results."""
     log = out / "commands.log"
     robot, learner = free_loopback_endpoint(), free_loopback_endpoint()
@@ -79,9 +80,9 @@ def run(out: Path, config: str, seed: int, episodes: int, eval_episodes: int, bc
     # Demonstrations and the pretrained checkpoint already in ``out`` are used as they are (another run's, copied
     # there: two sessions that differ in one setting start from the same pretraining).
     if not (out / "demos" / "zarr.json").is_file():
-        seconds["collect"] = cli(["collect", "--sim", "pick", "--device", "expert", "--episodes", "20", "--horizon",
-                                  "60", "--seed", str(DEMO_SEED + seed * 1000), "--store", str(out / "demos"), CAMERAS,
-                                  "--expert", *EXPERT], log)
+        seconds["collect"] = cli(["collect", "--sim", "pick", "--device", "expert", "--episodes", str(demos),
+                                  "--horizon", "60", "--seed", str(DEMO_SEED + seed * 1000), "--store",
+                                  str(out / "demos"), CAMERAS, "--expert", *EXPERT], log)
     checkpoints = out / "learner" / "checkpoints"
     if not (checkpoints / "pretrained").is_dir():
         seconds["pretrain"] = cli(["pretrain", "--config", config, "--out", str(out / "learner"), "--bc-steps",
@@ -105,6 +106,7 @@ def add_run(path: Path, result: dict) -> None:
     runs = json.loads(path.read_text())["runs"] if path.is_file() else []
     for r in runs:
         r.setdefault("config", CONFIG)  # runs from before --config had the pixel session's
+        r.setdefault("demos", 20)  # and before --demos, 20 demonstrations
     runs = [r for r in runs if any(r.get(k) != result[k] for k in SETTINGS)] + [result]
     out = {"benchmark": "session_pick", "runs": runs}
     atomic_write(path, lambda f: f.write(json.dumps(out, indent=1)), mode="w")
@@ -117,6 +119,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=100, help="online episodes of the session")
     p.add_argument("--eval-episodes", type=int, default=100, help="evaluation episodes per policy and mode")
     p.add_argument("--config", default=CONFIG, help="the session's config (every command reads it)")
+    p.add_argument("--demos", type=int, default=20, help="scripted demonstrations to collect")
     p.add_argument("--bc-steps", type=int, default=1000)
     p.add_argument("--bc-batch-size", type=int, default=128)
     p.add_argument("--tiny-vla", action="store_true", help="write the tiny random VLA a config names if it is missing")
@@ -127,9 +130,10 @@ def main() -> None:
         out = Path(args.keep or tmp)
         out.mkdir(parents=True, exist_ok=True)
         result = run(out, args.config, args.seed, args.episodes, args.eval_episodes, args.bc_steps,
-                     args.bc_batch_size, args.overrides + ["--tiny-vla"] * args.tiny_vla)
+                     args.bc_batch_size, args.overrides + ["--tiny-vla"] * args.tiny_vla, args.demos)
     result.update(config=args.config, overrides=args.overrides, episodes=args.episodes,
-                  eval_episodes=args.eval_episodes, bc_steps=args.bc_steps, bc_batch_size=args.bc_batch_size)
+                  eval_episodes=args.eval_episodes, bc_steps=args.bc_steps, demos=args.demos,
+                  bc_batch_size=args.bc_batch_size)
     add_run(Path(args.json), result)
     print(json.dumps({k: result[k] for k in ("eval", "online", "seconds")}, indent=1))
 

@@ -38,14 +38,18 @@ def test_the_online_curve_counts_rollouts_per_block_and_their_arms(tmp_path):
 
 def test_results_keep_one_run_per_seed_and_settings(tmp_path):
     path = tmp_path / "results.json"
-    settings = {"config": CONFIG, "overrides": [], "episodes": 100, "eval_episodes": 100, "bc_steps": 1000}
-    old = {k: v for k, v in settings.items() if k != "config"}  # a run from before --config: the pixel session's
+    settings = {"config": CONFIG, "overrides": [], "episodes": 100, "eval_episodes": 100, "bc_steps": 1000,
+                "demos": 20}
+    # a run from before --config and --demos: the pixel session's, 20 demonstrations
+    old = {k: v for k, v in settings.items() if k not in ("config", "demos")}
     path.write_text(json.dumps({"runs": [{"seed": 0, **old, "eval": {"tuned": 0.3}}]}))
     add_run(path, {"seed": 0, **settings, "eval": {"tuned": 0.5}})  # the same run: replaced
     add_run(path, {"seed": 1, **settings, "eval": {"tuned": 0.6}})
     add_run(path, {"seed": 0, **settings, "eval": {"tuned": 0.7}})  # seed 0 again: replaced
     add_run(path, {"seed": 0, **settings, "episodes": 50, "eval": {"tuned": 0.4}})  # other settings: kept beside
     add_run(path, {"seed": 0, **settings, "config": "configs/other.yaml", "eval": {"tuned": 0.2}})  # another config
+    add_run(path, {"seed": 0, **settings, "demos": 100, "eval": {"tuned": 0.1}})  # other demonstrations
     runs = json.loads(path.read_text())["runs"]
-    assert [(r["seed"], r["episodes"], r["config"], r["eval"]["tuned"]) for r in runs] == [
-        (1, 100, CONFIG, 0.6), (0, 100, CONFIG, 0.7), (0, 50, CONFIG, 0.4), (0, 100, "configs/other.yaml", 0.2)]
+    assert [(r["seed"], r["episodes"], r["config"], r["demos"], r["eval"]["tuned"]) for r in runs] == [
+        (1, 100, CONFIG, 20, 0.6), (0, 100, CONFIG, 20, 0.7), (0, 50, CONFIG, 20, 0.4),
+        (0, 100, "configs/other.yaml", 20, 0.2), (0, 100, CONFIG, 100, 0.1)]
