@@ -26,7 +26,7 @@ from robot_parl.rl.data_parallel import Ranks
 from robot_parl.rl.distill import distill_step
 from robot_parl.rl.replay import Episode, Replay
 from robot_parl.rl.schedule import Owed, owed_updates
-from robot_parl.rl.trust import gain_z, probation_arm
+from robot_parl.rl.trust import gain_z, probation_arm, revoke_z, watch_control
 from robot_parl.tensor_tree import load_tree, rng_state, save_tree, set_rng_state
 
 REPLAY_FILE = "replay.safetensors"
@@ -62,13 +62,17 @@ class ParlAgent:
         self.generator = torch.Generator().manual_seed(seed)
         self.critic_optimizer = self._new_critic_optimizer()
         self.online = False
-        # distill_waived: distillation updates the data earned while the critic was not trusted, never made
+        # distill_waived: distillation updates the data earned while the critic was not trusted, never made;
+        # trust_revoked: how often the watch took a trusted critic back to probation
         self.counters = {"critic_updates": 0, "online_critic_updates": 0, "distill_updates": 0, "distill_waived": 0,
-                         "online_env_steps": 0, "online_episodes": 0, "policy_version": 0}
-        # (critic acted, success, return) of the online rollouts while the critic was on probation: the trust
-        # test's evidence (rl/trust.py), and the test's last z
+                         "online_env_steps": 0, "online_episodes": 0, "policy_version": 0, "trust_revoked": 0}
+        # (critic acted, success, return) of online rollouts (rl/trust.py): while the critic is on probation, the
+        # trust test's evidence; once trusted, the watch's (its controls and critic arm), with each test's last z
         self.trial: deque[tuple[bool, bool, float]] = deque(maxlen=cfg.trust_window)
         self.trust_z = 0.0
+        self.watch_controls: deque[tuple[bool, bool, float]] = deque(maxlen=cfg.trust_window // 2)
+        self.watch_critic: deque[tuple[bool, bool, float]] = deque(maxlen=self._watch_critic_window())
+        self.watch_z = 0.0
         self.ranks: Ranks | None = None  # a data-parallel learner's (join)
 
     @property
@@ -92,9 +96,11 @@ class ParlAgent:
         return self._sample(obs, 1)[:, 0].cpu()
 
     def critic_acts(self, episode_id: str) -> bool:
-        """Whether the critic's choice is acted on in this episode: always once it is trusted, and in the probation
-        arm (half the episodes, rl/trust.py) before."""
-        return self.trusted or probation_arm(episode_id)
+        """Whether the critic's choice is acted on in this episode: once it is trusted, in every episode but the
+        watch's controls; before, in the probation arm (half the episodes; rl/trust.py)."""
+        if self.trusted:
+            return self.cfg.trust_min_z == 0 or not watch_control(episode_id, self.cfg.watch_share)
+        return probation_arm(episode_id)
 
     def act(self, obs: Obs, candidates: torch.Tensor | None = None,
             critic: bool | torch.Tensor | None = None) -> Decision:
@@ -126,10 +132,18 @@ class ParlAgent:
         if online:
             self.counters["online_env_steps"] += episode.actions.shape[0]
             self.counters["online_episodes"] += 1
-            if not self.trusted and episode.source == "rollout" and episode.episode_id:
-                self.trial.append((probation_arm(episode.episode_id), episode.terminated,
-                                   float(episode.rewards.sum())))
-                self.check_trust()
+            if episode.source == "rollout" and episode.episode_id and self.cfg.trust_min_z > 0:
+                self._evidence(episode.episode_id, episode.terminated, float(episode.rewards.sum()))
+
+    def _evidence(self, episode_id: str, success: bool, ret: float) -> None:
+        # only slots that act alike on either side of the trust flag's turn count for the watch (rl/trust.py)
+        acted = probation_arm(episode_id)
+        if not self.trusted:
+            self.trial.append((acted, success, ret))
+            self.check_trust()
+        elif acted or watch_control(episode_id, self.cfg.watch_share):
+            (self.watch_critic if acted else self.watch_controls).append((acted, success, ret))
+            self.check_watch()
 
     def check_trust(self) -> bool:
         """Run the trust test on the evidence so far; trust the critic from the first pass on (rl/trust.py), which
@@ -138,7 +152,27 @@ class ParlAgent:
             self.trust_z = gain_z(list(self.trial))
             if self.trust_z >= self.cfg.trust_min_z and len(self.trial) == self.cfg.trust_window:
                 self.critic.trusted.fill_(1.0)
+                self.watch_controls.clear()
+                self.watch_critic.clear()
+                self.watch_z = 0.0
         return self.trusted
+
+    def check_watch(self) -> bool:
+        """Run the watch on a trusted critic (rl/trust.py): revoke the trust when its controls did better by
+        z >= trust_min_z, from a quarter window of controls on. Returns whether the critic is still trusted."""
+        if len(self.watch_controls) >= max(1, self.cfg.trust_window // 4) and self.watch_critic:
+            self.watch_z = revoke_z(list(self.watch_controls) + list(self.watch_critic))
+            if self.watch_z >= self.cfg.trust_min_z:
+                self.critic.trusted.fill_(0.0)
+                self.counters["trust_revoked"] += 1
+                self.trial.clear()
+                self.trust_z = 0.0
+        return self.trusted
+
+    def _watch_critic_window(self) -> int:
+        # as many critic-arm episodes as come in beside trust_window / 2 controls: both arms span the same stretch
+        share = self.cfg.watch_share
+        return self.cfg.trust_window // 2 * max(1, round(0.5 / share)) if share else 1
 
     def _batch(self, size: int = 0):
         batch = None
@@ -216,7 +250,7 @@ class ParlAgent:
             for _ in range(count if max_updates is None else min(count, max_updates)):
                 metrics.update(update())
         if metrics:
-            metrics.update(critic_trusted=float(self.trusted), trust_z=self.trust_z)
+            metrics.update(critic_trusted=float(self.trusted), trust_z=self.trust_z, watch_z=self.watch_z)
         return metrics
 
     # data-parallel learner (rl/data_parallel.py) ----------------------------------------------------
@@ -259,6 +293,7 @@ class ParlAgent:
             "online": self.online,
             "counters": dict(self.counters),
             "probation": [list(t) for t in self.trial],
+            "watch": [list(t) for t in (*self.watch_controls, *self.watch_critic)],
             "generator": self.generator.get_state(),
             "rng": rng_state(),
         })
@@ -282,11 +317,17 @@ class ParlAgent:
         self.online = tree["online"]
         self.counters.update(tree["counters"])
         # "trial" held the earlier rank test's scores: a checkpoint from before starts its probation afresh
-        self.trial = deque(((bool(acted), bool(ok), float(ret)) for acted, ok, ret in tree.get("probation", [])),
-                           maxlen=self.cfg.trust_window)
+        self.trial = deque(_evidence(tree.get("probation", [])), maxlen=self.cfg.trust_window)
+        watch = _evidence(tree.get("watch", []))  # none in checkpoints from before the watch
+        self.watch_controls = deque((t for t in watch if not t[0]), maxlen=self.cfg.trust_window // 2)
+        self.watch_critic = deque((t for t in watch if t[0]), maxlen=self._watch_critic_window())
         self.generator.set_state(tree["generator"])
         set_rng_state(tree["rng"])
         self.replay = Replay(self.cfg.critic.gamma, self.cfg.critic.n_step, self.cfg.schedule.online_capacity)
         if (directory / REPLAY_FILE).is_file():
             self.replay.load_state_dict(load_tree(directory / REPLAY_FILE))
         self.policy.load(directory)
+
+
+def _evidence(rows) -> list[tuple[bool, bool, float]]:
+    return [(bool(acted), bool(ok), float(ret)) for acted, ok, ret in rows]

@@ -127,6 +127,10 @@ class ParlConfig:
     # trains, and older episodes judge a critic that is gone.
     trust_min_z: float = 2.0
     trust_window: int = 32
+    # Once trusted, this share of the rollouts act on the policy alone, as controls the critic's own rollouts are
+    # held against; trust is revoked when the controls do better by the same z (rl/trust.py). A multiple of 1/16 up
+    # to 1/2; 0: a trusted critic stays trusted.
+    watch_share: float = 0.125
     softmax_temperature: float = 1.0
     # Distillation draws its own batches: this many transitions (0: critic.batch_size), and accumulates the
     # policy's gradients over micro-batches of distill_micro_batch rows (0: the whole batch at once), so a 7B
@@ -148,6 +152,8 @@ class ParlConfig:
         require(self.trust_min_z >= 0 and math.isfinite(self.trust_min_z), "trust_min_z",
                 "a finite number >= 0 (0: the critic is trusted from the start)", self.trust_min_z)
         require(self.trust_window >= 2, "trust_window", "an integer >= 2", self.trust_window)
+        require(0 <= self.watch_share <= 0.5 and (self.watch_share * 16).is_integer(), "watch_share",
+                "a multiple of 1/16 from 0 to 0.5 (0: no watch once trusted)", self.watch_share)
         require(self.pessimism >= 0 and math.isfinite(self.pessimism), "pessimism", "a finite number >= 0",
                 self.pessimism)
         require(self.softmax_temperature > 0, "softmax_temperature", "a positive number",

@@ -18,6 +18,20 @@ and stays so (the flag travels with its weights). Why each part, measured on pic
 - no lower success rate: a critic may trade success for speed, and success is what the robot is for.
 The test is repeated as episodes come in, so its false-trust rate is higher than one test's 2.3% at z = 2.
 
+Once trusted, the critic is watched: a share ``parl.watch_share`` (1/8 by default) of the later rollouts act on the
+policy alone, as controls. The same test, the other way round, runs on them against the rollouts the critic acts
+in: controls whose returns beat the critic's by z >= ``parl.trust_min_z`` (over up to ``trust_window / 2`` controls,
+from ``trust_window / 4`` on), or a critic arm succeeding less often with z <= -trust_min_z, revoke the trust; the
+critic goes back on probation with fresh evidence and nothing is distilled until it passes again. That catches a
+critic that goes wrong after it was trusted (exploiting its own errors as it trains on its own choices), which
+nothing else in a session would see before the robot got worse.
+
+Arms come from one hash of the episode id into 16 slots. On probation the critic acts in the odd slots; once trusted
+in every slot but the ``16 x watch_share`` lowest even ones. Both sides (actor and learner) derive an episode's arm
+from its id and the trust flag; where they disagree (an actor still acting on weights from before the flag turned),
+only slots that act alike either way are counted: the controls and the odd slots. So the watch's evidence is exact
+across the turn, and the probation after a revocation may count at most one episode per actor in a wrong arm.
+
 An earlier rule ranked the policy's own samples by the critic's advantage against outcomes; on pick it never passed
 on one seed of three, and each time it did pass, acting on the critic was 7-17 points below the policy at the next
 evaluation: ranking random samples well is not the same as choosing well.
@@ -28,10 +42,23 @@ from __future__ import annotations
 import math
 import zlib
 
+SLOTS = 16
+
+
+def _slot(episode_id: str) -> int:
+    return zlib.crc32(episode_id.encode()) % SLOTS
+
 
 def probation_arm(episode_id: str) -> bool:
     """Whether the critic's choice is acted on in this episode while the critic is on probation (half the ids)."""
-    return zlib.crc32(episode_id.encode()) % 2 == 1
+    return _slot(episode_id) % 2 == 1
+
+
+def watch_control(episode_id: str, share: float) -> bool:
+    """Whether this episode acts on the policy alone although the critic is trusted (``share`` of the ids, all of
+    them in the policy's arm on probation as well)."""
+    slot = _slot(episode_id)
+    return slot % 2 == 0 and slot < 2 * round(share * SLOTS)
 
 
 def gain_z(trial: list[tuple[bool, bool, float]]) -> float:
@@ -48,3 +75,24 @@ def gain_z(trial: list[tuple[bool, bool, float]]) -> float:
     z = (u - n1 * n2 / 2) / math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
     worse = sum(ok for ok, _ in critic) / n1 < sum(ok for ok, _ in policy) / n2
     return min(z, 0.0) if worse else z
+
+
+def revoke_z(watch: list[tuple[bool, bool, float]]) -> float:
+    """The watch's evidence against a trusted critic, from (critic acted, success, return) per episode: how much
+    better the controls (the policy alone) did, as :func:`gain_z` measures the critic arm's gain the other way
+    round, with a critic arm that succeeds less often counted at least as far as its returns say. Positive: the
+    controls did better."""
+    z = -gain_z(watch)
+    critic = [ok for acted, ok, _ in watch if acted]
+    policy = [ok for acted, ok, _ in watch if not acted]
+    if critic and policy and sum(critic) / len(critic) < sum(policy) / len(policy):
+        z = max(z, _proportion_z(policy, critic))
+    return z
+
+
+def _proportion_z(a: list[bool], b: list[bool]) -> float:
+    """Two-proportion z of a's success rate over b's (0 when neither arm has both outcomes)."""
+    p = (sum(a) + sum(b)) / (len(a) + len(b))
+    if p in (0.0, 1.0):
+        return 0.0
+    return (sum(a) / len(a) - sum(b) / len(b)) / math.sqrt(p * (1 - p) * (1 / len(a) + 1 / len(b)))

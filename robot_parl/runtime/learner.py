@@ -186,7 +186,22 @@ class Learner:
         feeds = [self.feed] + ([self.offline] if self.offline is not None else [])
         for feed in feeds:
             for episode, online in feed.new_episodes(self.agent.sample_candidates):
+                trusted = self.agent.trusted
                 self.agent.add_episode(episode, online)
+                if self.agent.trusted != trusted:
+                    self._trust_turned()
+
+    def _trust_turned(self) -> None:
+        """Say so, and send the critic at once: its trust flag tells the actors how to act (rl/trust.py)."""
+        a = self.agent
+        if a.trusted:
+            self.log(f"critic trusted after {a.counters['online_episodes']} online episodes: its arm beat the "
+                     f"policy's by z = {a.trust_z:.2f}")
+        else:
+            self.log(f"critic back on probation after {a.counters['online_episodes']} online episodes: the policy "
+                     f"alone did better in the watch's controls, z = {a.watch_z:.2f} (revoked "
+                     f"{a.counters['trust_revoked']} times)")
+        self.publish(force=True)
 
     # training -----------------------------------------------------------------------------------
 

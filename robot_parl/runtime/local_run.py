@@ -438,6 +438,7 @@ class LocalRun:
                  "agent_success": self.evaluate(self.act_agent), "policy_success": self.evaluate(self.act_policy),
                  "critic_updates": c["critic_updates"], "distill_updates": c["distill_updates"],
                  "critic_trusted": self.agent.trusted, "trust_z": round(self.agent.trust_z, 3),
+                 "watch_z": round(self.agent.watch_z, 3), "trust_revoked": c["trust_revoked"],
                  "seconds": round(time.monotonic() - started, 1)}
         # on the evaluation layouts: what the critic claims over the policy's own samples, and how sure it is
         point.update(mean_trust(self._trust))

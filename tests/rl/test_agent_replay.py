@@ -9,15 +9,16 @@ from robot_parl.rl.agent import ParlAgent
 from robot_parl.rl.config import CriticConfig, ParlConfig, ScheduleConfig
 from robot_parl.rl.critic import QEnsemble
 from robot_parl.rl.replay import Episode, Replay, monte_carlo_returns, n_step_targets
-from robot_parl.rl.trust import gain_z, probation_arm
+from robot_parl.rl.trust import gain_z, probation_arm, revoke_z, watch_control
 
 N = 6
 
 
-def _agent(seed=0, trust_min_z=0.0, **schedule):
+def _agent(seed=0, trust_min_z=0.0, watch_share=0.125, **schedule):
     torch.manual_seed(seed)
     spec = ObsSpec(state_dim=3)
     cfg = ParlConfig(num_samples=N, top_k=2, local_steps=1, step_size=0.01, trust_min_z=trust_min_z,
+                     watch_share=watch_share,
                      critic=CriticConfig(ensemble_size=3, hidden_dims=(16,), state_hidden_dims=(16,), embedding_dim=16,
                                          batch_size=8),
                      schedule=ScheduleConfig(**schedule))
@@ -180,6 +181,25 @@ def test_probation_arms_split_episode_ids_evenly():
     arms = [probation_arm(f"episode-{i}") for i in range(2000)]
     assert 900 < sum(arms) < 1100
     assert arms == [probation_arm(f"episode-{i}") for i in range(2000)]  # fixed: the learner reads the actor's
+    for share in (0.0625, 0.125, 0.5):
+        controls = [watch_control(f"episode-{i}", share) for i in range(2000)]
+        assert abs(sum(controls) - 2000 * share) < 60
+        # a control acts on the policy on probation too: an actor behind on the trust flag acts alike
+        assert not any(c and a for c, a in zip(controls, arms))
+    assert not any(watch_control(f"episode-{i}", 0.0) for i in range(2000))
+
+
+def test_revoke_z_is_the_trust_tests_z_the_other_way_and_counts_a_lower_success_rate():
+    critic = [(True, True, -5.0), (True, True, -6.0), (True, True, -7.0), (True, False, -60.0)]
+    policy = [(False, True, -20.0), (False, True, -30.0), (False, False, -60.0), (False, False, -60.0)]
+    assert revoke_z(critic + policy) == pytest.approx(-gain_z(critic + policy))
+    flipped = [(not a, ok, r) for a, ok, r in critic + policy]
+    assert revoke_z(flipped) == pytest.approx((13 - 8) / math.sqrt(12))
+    # the critic arm faster where it succeeds but succeeding in 3 of 12 against the controls' 8 of 12: the
+    # two-proportion z, (8/12 - 3/12) / sqrt(11/24 * 13/24 * 2/12)
+    quick = [(True, True, -2.0)] * 3 + [(True, False, -60.0)] * 9 + [(False, True, -59.0)] * 8 \
+        + [(False, False, -60.0)] * 4
+    assert revoke_z(quick) == pytest.approx((8 / 12 - 3 / 12) / math.sqrt(11 / 24 * 13 / 24 * 2 / 12))
 
 
 def test_acting_follows_the_critic_where_asked_and_where_trusted():
@@ -196,7 +216,8 @@ def test_acting_follows_the_critic_where_asked_and_where_trusted():
     agent.critic.trusted.fill_(1.0)
     trusted = agent.act(obs, candidates)
     assert torch.equal(trusted.actions, trusted.optimized.actions.cpu()) and trusted.critic_acted.all()
-    assert all(agent.critic_acts(f"e{i}") for i in range(20))
+    # once trusted, the critic acts in every episode but the watch's controls
+    assert [agent.critic_acts(f"e{i}") for i in range(20)] == [not watch_control(f"e{i}", 0.125) for i in range(20)]
 
 
 @pytest.mark.parametrize("critic", ["better", "worse"])
@@ -291,3 +312,51 @@ def test_online_capacity_evicts_the_oldest_episodes_and_keeps_offline_data():
 def _state_episode(t: int, value: float) -> Episode:
     return Episode({"state": torch.full((t + 1, 3), value)}, torch.zeros(t, 2), -torch.ones(t), False,
                    torch.zeros(t + 1, 3, 2))
+
+
+def _play(agent, rates, first, count, rng):
+    """``count`` online rollouts ep-first.. whose success follows the arm each acted in, trained on as they come."""
+    for i in range(first, first + count):
+        episode = _episode(agent, t=6, seed=100 + i)
+        episode.episode_id = f"ep-{i}"
+        episode.terminated = bool(torch.rand((), generator=rng) < rates[agent.critic_acts(episode.episode_id)])
+        episode.rewards[-1] = 0.0 if episode.terminated else -1.0
+        agent.add_episode(episode, online=True)
+        agent.train_online()
+        if not agent.trusted:
+            return i
+    return None
+
+
+@pytest.mark.parametrize("critic", ["worse", "better"])
+def test_a_trusted_critic_whose_choices_fall_behind_its_controls_goes_back_on_probation(critic, tmp_path):
+    agent = _agent(trust_min_z=2.0, critic_utd=0.0)
+    agent.add_episode(_episode(agent), online=False)
+    agent.start_online()
+    agent.critic.trusted.fill_(1.0)  # as after a passed trust test
+    rates = {True: 0.3, False: 0.9} if critic == "worse" else {True: 0.9, False: 0.6}
+    rng = torch.Generator().manual_seed(3)
+    revoked_at = _play(agent, rates, 0, 400, rng)
+    if critic == "better":
+        assert revoked_at is None and agent.counters["trust_revoked"] == 0
+        assert len(agent.watch_controls) == 16 and len(agent.watch_critic) == 64  # windows of the same stretch
+        assert agent.watch_z < 0  # the evidence favours the critic
+        agent.save(tmp_path / "ckpt", replay=False)  # the watch's evidence survives a checkpoint
+        resumed = _agent(trust_min_z=2.0, critic_utd=0.0)
+        resumed.load(tmp_path / "ckpt")
+        assert (list(resumed.watch_controls), list(resumed.watch_critic)) == (list(agent.watch_controls),
+                                                                             list(agent.watch_critic))
+        return
+    # caught within a few dozen rollouts: from 8 controls on (a quarter window), about one rollout in eight
+    assert revoked_at is not None and revoked_at < 150 and agent.watch_z >= 2.0
+    assert agent.counters["trust_revoked"] == 1 and not agent.trial
+    assert [agent.critic_acts(f"x{i}") for i in range(40)] == [probation_arm(f"x{i}") for i in range(40)]
+    distilled, waived = agent.counters["distill_updates"], agent.counters["distill_waived"]
+    _play(agent, rates, 1000, 3, rng)
+    assert agent.counters["distill_updates"] == distilled and agent.counters["distill_waived"] > waived
+
+
+def test_no_controls_without_a_watch_or_a_trust_test():
+    for agent in (_agent(trust_min_z=2.0, watch_share=0.0), _agent(trust_min_z=0.0)):
+        agent.critic.trusted.fill_(1.0)
+        assert all(agent.critic_acts(f"e{i}") for i in range(200))
