@@ -67,7 +67,7 @@ def online_curve(store: EpisodeStore, every: int) -> list[dict]:
 
 
 def run(out: Path, config: str, seed: int, episodes: int, eval_episodes: int, bc_steps: int, bc_batch_size: int,
-        overrides: list[str], demos: int = 20) -> dict:
+        overrides: list[str], demos: int = 20, tiny_vla: bool = False) -> dict:
     """The four commands in ``out``; returns the results."""
     log = out / "commands.log"
     robot, learner = free_loopback_endpoint(), free_loopback_endpoint()
@@ -75,7 +75,8 @@ def run(out: Path, config: str, seed: int, episodes: int, eval_episodes: int, bc
         learner = free_loopback_endpoint()
     # a session of its own on free ports: benchmark runs (and sessions of yours) side by side do not meet
     link = [f"link.session=bench-{out.name}-{seed}", f"link.robot_endpoint={robot}", f"link.learner_endpoint={learner}"]
-    sets = [f"seed={seed}", f"learner.offline_store={out / 'demos'}", *link, *overrides]  # dotted overrides: last
+    # options first: an option after the dotted overrides would end them for argparse
+    sets = [*["--tiny-vla"] * tiny_vla, f"seed={seed}", f"learner.offline_store={out / 'demos'}", *link, *overrides]
     seconds = {}
     # Demonstrations and the pretrained checkpoint already in ``out`` are used as they are (another run's, copied
     # there: two sessions that differ in one setting start from the same pretraining).
@@ -130,7 +131,7 @@ def main() -> None:
         out = Path(args.keep or tmp)
         out.mkdir(parents=True, exist_ok=True)
         result = run(out, args.config, args.seed, args.episodes, args.eval_episodes, args.bc_steps,
-                     args.bc_batch_size, args.overrides + ["--tiny-vla"] * args.tiny_vla, args.demos)
+                     args.bc_batch_size, args.overrides, args.demos, args.tiny_vla)
     result.update(config=args.config, overrides=args.overrides, episodes=args.episodes,
                   eval_episodes=args.eval_episodes, bc_steps=args.bc_steps, demos=args.demos,
                   bc_batch_size=args.bc_batch_size)
