@@ -29,7 +29,7 @@ from pathlib import Path
 from robot_parl.data.episode_store import EpisodeStore
 from robot_parl.files import atomic_write
 from robot_parl.rl.trust import probation_arm
-from robot_parl.transport.session import free_loopback_endpoint
+from robot_parl.transport.session import free_loopback_endpoints
 
 CONFIG = "configs/finetune-pick-pixels.yaml"
 CAMERAS = "cameras=[{name: front, width: 64, height: 64}, {name: wrist, width: 64, height: 64}]"
@@ -66,17 +66,20 @@ def online_curve(store: EpisodeStore, every: int) -> list[dict]:
     return curve
 
 
+def session_args(out: Path, seed: int, overrides: list[str], tiny_vla: bool) -> list[str]:
+    """What every command of a run gets after its own arguments: its options, then the dotted overrides."""
+    robot, learner = free_loopback_endpoints(2)
+    # a session of its own on free ports: benchmark runs (and sessions of yours) side by side do not meet
+    link = [f"link.session=bench-{out.name}-{seed}", f"link.robot_endpoint={robot}", f"link.learner_endpoint={learner}"]
+    # options first: an option after the dotted overrides would end them for argparse
+    return [*["--tiny-vla"] * tiny_vla, f"seed={seed}", f"learner.offline_store={out / 'demos'}", *link, *overrides]
+
+
 def run(out: Path, config: str, seed: int, episodes: int, eval_episodes: int, bc_steps: int, bc_batch_size: int,
         overrides: list[str], demos: int = 20, tiny_vla: bool = False) -> dict:
     """The four commands in ``out``; returns the results."""
     log = out / "commands.log"
-    robot, learner = free_loopback_endpoint(), free_loopback_endpoint()
-    while learner == robot:
-        learner = free_loopback_endpoint()
-    # a session of its own on free ports: benchmark runs (and sessions of yours) side by side do not meet
-    link = [f"link.session=bench-{out.name}-{seed}", f"link.robot_endpoint={robot}", f"link.learner_endpoint={learner}"]
-    # options first: an option after the dotted overrides would end them for argparse
-    sets = [*["--tiny-vla"] * tiny_vla, f"seed={seed}", f"learner.offline_store={out / 'demos'}", *link, *overrides]
+    sets = session_args(out, seed, overrides, tiny_vla)
     seconds = {}
     # Demonstrations and the pretrained checkpoint already in ``out`` are used as they are (another run's, copied
     # there: two sessions that differ in one setting start from the same pretraining).

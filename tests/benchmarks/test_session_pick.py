@@ -1,14 +1,27 @@
 """The session benchmark's own arithmetic (the commands it runs are tested where they live and by `make demo`): the
-online curve read back from a learner's store, with each block's probation arms, and results files that collect
-one run per seed and settings."""
+arguments it gives them, the online curve read back from a learner's store, with each block's probation arms, and
+results files that collect one run per seed and settings."""
 
 import json
 
 import numpy as np
 
-from benchmarks.session_pick import CONFIG, add_run, online_curve
+from benchmarks.session_pick import CONFIG, add_run, online_curve, session_args
+from robot_parl.cli import build_parser
 from robot_parl.data.episode_store import EpisodeStore, KeySpec, rl_schema
 from robot_parl.rl.trust import probation_arm
+
+
+def test_every_command_takes_the_runs_options_and_overrides(tmp_path):
+    sets = session_args(tmp_path / "run", 3, ["parl.local_steps=0"], tiny_vla=True)
+    for command in (["pretrain", "--config", CONFIG, "--out", "o", "--bc-steps", "5", *sets],
+                    ["finetune", "--config", CONFIG, "--out", "o", *sets, "actor.episodes=7"],
+                    ["eval", "--config", CONFIG, "--out", "o", "--critic", "c", *sets, "seed=9"]):
+        args = build_parser().parse_args(command)
+        assert args.tiny_vla, command[0]
+        assert args.overrides[0] == "seed=3" and "parl.local_steps=0" in args.overrides
+        assert f"learner.offline_store={tmp_path / 'run' / 'demos'}" in args.overrides
+    assert args.overrides[-1] == "seed=9"  # the evaluation's own layouts, given last, win
 
 
 def test_the_online_curve_counts_rollouts_per_block_and_their_arms(tmp_path):
