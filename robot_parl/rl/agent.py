@@ -317,8 +317,8 @@ class ParlAgent:
         self.online = tree["online"]
         self.counters.update(tree["counters"])
         # "trial" held the earlier rank test's scores: a checkpoint from before starts its probation afresh
-        self.trial = deque(_evidence(tree.get("probation", [])), maxlen=self.cfg.trust_window)
-        watch = _evidence(tree.get("watch", []))  # none in checkpoints from before the watch
+        self.trial = deque(_trial_rows(tree.get("probation", [])), maxlen=self.cfg.trust_window)
+        watch = _trial_rows(tree.get("watch", []))  # none in checkpoints from before the watch
         self.watch_controls = deque((t for t in watch if not t[0]), maxlen=self.cfg.trust_window // 2)
         self.watch_critic = deque((t for t in watch if t[0]), maxlen=self._watch_critic_window())
         self.generator.set_state(tree["generator"])
@@ -329,5 +329,6 @@ class ParlAgent:
         self.policy.load(directory)
 
 
-def _evidence(rows) -> list[tuple[bool, bool, float]]:
+def _trial_rows(rows) -> list[tuple[bool, bool, float]]:
+    """(critic acted, success, return) rows as a checkpoint stored them."""
     return [(bool(acted), bool(ok), float(ret)) for acted, ok, ret in rows]
