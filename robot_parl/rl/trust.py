@@ -30,7 +30,8 @@ Arms come from one hash of the episode id into 16 slots. On probation the critic
 in every slot but the ``16 x watch_share`` lowest even ones. Both sides (actor and learner) derive an episode's arm
 from its id and the trust flag; where they disagree (an actor still acting on weights from before the flag turned),
 only slots that act alike either way are counted: the controls and the odd slots. So the watch's evidence is exact
-across the turn, and the probation after a revocation may count at most one episode per actor in a wrong arm.
+across the turn, and the probation after a revocation may count at most one episode per robot (per environment of
+an in-process run) in a wrong arm: the one under way when the flag turned.
 
 An earlier rule ranked the policy's own samples by the critic's advantage against outcomes; on pick it never passed
 on one seed of three, and each time it did pass, acting on the critic was 7-17 points below the policy at the next
@@ -91,7 +92,7 @@ def revoke_z(watch: list[tuple[bool, bool, float]]) -> float:
 
 
 def _proportion_z(a: list[bool], b: list[bool]) -> float:
-    """Two-proportion z of a's success rate over b's (0 when neither arm has both outcomes)."""
+    """Two-proportion z of a's success rate over b's (0 when every episode had the same outcome)."""
     p = (sum(a) + sum(b)) / (len(a) + len(b))
     if p in (0.0, 1.0):
         return 0.0
