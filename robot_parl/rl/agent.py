@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,8 +70,7 @@ class ParlAgent:
         # trust test's evidence; once trusted, the watch's (its controls and critic arm), with each test's last z
         self.trial: deque[tuple[bool, bool, float]] = deque(maxlen=cfg.trust_window)
         self.trust_z = 0.0
-        self.watch_controls: deque[tuple[bool, bool, float]] = deque(maxlen=cfg.trust_window // 2)
-        self.watch_critic: deque[tuple[bool, bool, float]] = deque(maxlen=self._watch_critic_window())
+        self._watch()
         self.watch_z = 0.0
         self.ranks: Ranks | None = None  # a data-parallel learner's (join)
 
@@ -152,8 +151,7 @@ class ParlAgent:
             self.trust_z = gain_z(list(self.trial))
             if self.trust_z >= self.cfg.trust_min_z and len(self.trial) == self.cfg.trust_window:
                 self.critic.trusted.fill_(1.0)
-                self.watch_controls.clear()
-                self.watch_critic.clear()
+                self._watch()
                 self.watch_z = 0.0
         return self.trusted
 
@@ -169,10 +167,14 @@ class ParlAgent:
                 self.trust_z = 0.0
         return self.trusted
 
-    def _watch_critic_window(self) -> int:
-        # as many critic-arm episodes as come in beside trust_window / 2 controls: both arms span the same stretch
+    def _watch(self, rows: Sequence[tuple[bool, bool, float]] = ()) -> None:
+        """The watch's evidence, split into its arms: the newest trust_window / 2 controls, and as many critic-arm
+        episodes as come in beside them, so both arms span the same stretch."""
+        controls = self.cfg.trust_window // 2
         share = self.cfg.watch_share
-        return self.cfg.trust_window // 2 * max(1, round(0.5 / share)) if share else 1
+        self.watch_controls = deque((t for t in rows if not t[0]), maxlen=controls)
+        self.watch_critic = deque((t for t in rows if t[0]),
+                                  maxlen=controls * max(1, round(0.5 / share)) if share else 1)
 
     def _batch(self, size: int = 0):
         batch = None
@@ -318,9 +320,7 @@ class ParlAgent:
         self.counters.update(tree["counters"])
         # "trial" held the earlier rank test's scores: a checkpoint from before starts its probation afresh
         self.trial = deque(_trial_rows(tree.get("probation", [])), maxlen=self.cfg.trust_window)
-        watch = _trial_rows(tree.get("watch", []))  # none in checkpoints from before the watch
-        self.watch_controls = deque((t for t in watch if not t[0]), maxlen=self.cfg.trust_window // 2)
-        self.watch_critic = deque((t for t in watch if t[0]), maxlen=self._watch_critic_window())
+        self._watch(_trial_rows(tree.get("watch", [])))  # none in checkpoints from before the watch
         self.generator.set_state(tree["generator"])
         set_rng_state(tree["rng"])
         self.replay = Replay(self.cfg.critic.gamma, self.cfg.critic.n_step, self.cfg.schedule.online_capacity)
